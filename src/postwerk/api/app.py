@@ -1,0 +1,78 @@
+"""The ASGI application."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from postwerk import __version__
+from postwerk.api.errors import error_response, install_error_handlers
+from postwerk.api.routers import delivery_boxes, mail_addresses, mail_settings, projects, rate_limits
+from postwerk.service import Context
+
+DESCRIPTION = """
+Postwerk's mail API: wire-compatible with the mail part of the mittwald mStudio API v2 (same paths,
+operationIds, bodies, status codes, error bodies and pagination headers). Routes of the public guides that
+mittwald only redirects are answered directly; their operationIds are `legacy-<operationId>`.
+Authenticate with `x-access-token: <token>` or `Authorization: Bearer <token>`.
+"""
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit with 413 before the application reads them whole."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                await self._too_large(scope, receive, send)
+                return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _TooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, "PayloadTooLarge", f"the request body exceeds {self.max_bytes} bytes")
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(context: Context, *, max_request_bytes: int = 1024 * 1024, **fastapi_options: Any) -> FastAPI:
+    app = FastAPI(
+        title="Postwerk mail API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/v2/openapi.json",
+        docs_url="/v2/docs",
+        redoc_url=None,
+        **fastapi_options,
+    )
+    app.state.context = context
+    install_error_handlers(app)
+    for module in (mail_addresses, delivery_boxes, mail_settings, rate_limits, projects):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
+    return app

@@ -1,0 +1,84 @@
+"""Request dependencies: the service context, the caller's token scope, paging and sorting."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import Depends, Path, Query, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from postwerk.domain.errors import ValidationFailed
+from postwerk.domain.text import require_safe_text
+from postwerk.domain.tokens import TokenScope
+from postwerk.service import Context
+from postwerk.service.projects import authenticate
+from postwerk.store.repository import Page
+
+MAX_LIMIT = 100_000
+MAX_SKIP = 1_000_000_000
+
+_access_token = APIKeyHeader(name="x-access-token", auto_error=False, scheme_name="AccessToken")
+_bearer = HTTPBearer(auto_error=False, scheme_name="BearerAuthentication")
+
+
+def get_context(request: Request) -> Context:
+    context: Context = request.app.state.context
+    return context
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+
+
+def current_scope(
+    context: ContextDep,
+    access_token: Annotated[str | None, Security(_access_token)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> TokenScope:
+    return authenticate(context, access_token or (bearer.credentials if bearer else None))
+
+
+ScopeDep = Annotated[TokenScope, Depends(current_scope)]
+
+
+def page_params(
+    limit: Annotated[
+        int, Query(ge=0, le=MAX_LIMIT, description="The max count of resources to return.")
+    ] = 10000,
+    skip: Annotated[int | None, Query(ge=0, le=MAX_SKIP, description="Number of items to skip.")] = None,
+    page: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_SKIP, description="Page to display, from 0; `skip` wins when both are set."),
+    ] = None,
+) -> Page:
+    if skip is None:
+        skip = (page or 0) * limit
+    return Page(limit=limit, skip=skip)
+
+
+PageDep = Annotated[Page, Depends(page_params)]
+
+
+def pagination_headers(page: Page, total: int) -> dict[str, str]:
+    return {
+        "X-Pagination-TotalCount": str(total),
+        "X-Pagination-Limit": str(page.limit),
+        "X-Pagination-Skip": str(page.skip),
+        "X-Pagination-Page": str(page.skip // page.limit if page.limit else 0),
+    }
+
+
+def search_term(text: str | None, path: str = ".search") -> str | None:
+    if text is None or text == "":
+        return None
+    return require_safe_text(text, path, max_length=255)
+
+
+MailAddressId = Annotated[UUID, Path(description="ID of the MailAddress.")]
+DeliveryBoxId = Annotated[UUID, Path(description="ID of the DeliveryBox.")]
+ProjectId = Annotated[str, Path(description="ID of the Project: its UUID or its short id (p-xxxxxx).")]
+
+
+def require(condition: bool, path: str, message: str, keyword: str = "format") -> None:
+    if not condition:
+        raise ValidationFailed.at(path, message, keyword)

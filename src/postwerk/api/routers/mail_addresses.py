@@ -1,0 +1,451 @@
+"""Mail addresses: `/v2/projects/{projectId}/mail-addresses`, `/v2/mail-addresses/...` and their legacy
+twins."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from postwerk.api import views
+from postwerk.api.deps import (
+    ContextDep,
+    MailAddressId,
+    PageDep,
+    ProjectId,
+    ScopeDep,
+    pagination_headers,
+    search_term,
+)
+from postwerk.api.responses import json_response
+from postwerk.api.routing import PAGINATION_HEADERS, add_route
+from postwerk.api.schemas import (
+    ActiveIn,
+    AddressIn,
+    AutoResponderIn,
+    CreatedOut,
+    CreateMailAddressIn,
+    ForwardAddressesIn,
+    MailAddressOut,
+    PasswordIn,
+    QuotaIn,
+    RateLimitChangeIn,
+    SpamProtectionIn,
+)
+from postwerk.domain.mailboxes import AUTORESPONDER_OFF, AutoResponder, SpamProtection
+from postwerk.service import mail_addresses as service
+from postwerk.store.repository import AddressFilter, Sorting
+
+SortField = Literal[
+    "address.domain",
+    "address.local",
+    "updatedAt",
+    "projectId",
+    "mailbox.quota",
+    "mailbox.name",
+    "mailbox.storageInBytes.current",
+    "mailbox.storageInBytes.limit",
+]
+_SORT_COLUMNS: dict[str, str] = {
+    "address.domain": "domain_ascii",
+    "address.local": "local_part",
+    "updatedAt": "updated_at",
+    "projectId": "project_id",
+    "mailbox.quota": "quota_bytes",
+    "mailbox.name": "mailbox_name",
+    "mailbox.storageInBytes.current": "usage_bytes",
+    "mailbox.storageInBytes.limit": "quota_bytes",
+}
+_DEFAULT_SORT: list[SortField] = ["address.domain", "address.local"]
+
+router = APIRouter()
+
+
+def _sorting(sort: list[SortField] | None, order: list[Literal["asc", "desc"]] | None) -> list[Sorting]:
+    fields = sort or _DEFAULT_SORT
+    orders = order or []
+    return [
+        Sorting(_SORT_COLUMNS[field], descending=index < len(orders) and orders[index] == "desc")
+        for index, field in enumerate(fields)
+    ]
+
+
+SearchQuery = Annotated[
+    str | None, Query(max_length=255, description="Exact id, or part of address or name.")
+]
+FlagQuery = Annotated[bool | None, Query()]
+SortQuery = Annotated[list[SortField] | None, Query(description="Sort fields, paired with `order`.")]
+OrderQuery = Annotated[
+    list[Literal["asc", "desc"]] | None, Query(description="asc or desc for each sort field.")
+]
+
+
+def _list(
+    context: ContextDep,
+    scope: ScopeDep,
+    project_reference: str | None,
+    page: PageDep,
+    search: str | None,
+    forward_address: bool | None,
+    catch_all: bool | None,
+    auto_responder: bool | None,
+    mail_archive: bool | None,
+    sort: list[SortField] | None,
+    order: list[Literal["asc", "desc"]] | None,
+) -> Response:
+    address_filter = AddressFilter(
+        project_ids=None,
+        search=search_term(search),
+        forward_address=forward_address,
+        catch_all=catch_all,
+        auto_responder=auto_responder,
+        mail_archive=mail_archive,
+    )
+    records, total = service.list_for_project(
+        context, scope, project_reference, address_filter, _sorting(sort, order), page
+    )
+    return json_response(
+        [views.mail_address(record) for record in records], 200, pagination_headers(page, total)
+    )
+
+
+def create_mail_address(
+    context: ContextDep, scope: ScopeDep, projectId: ProjectId, body: CreateMailAddressIn
+) -> Response:
+    mailbox = (
+        service.NewMailbox(
+            password=body.mailbox.password,
+            quota_in_bytes=body.mailbox.quotaInBytes,
+            enable_spam_protection=body.mailbox.enableSpamProtection,
+        )
+        if body.mailbox is not None
+        else None
+    )
+    request = service.NewAddress(
+        address=body.address,
+        forward_addresses=body.forwardAddresses,
+        is_catch_all=body.isCatchAll,
+        mailbox=mailbox,
+    )
+    return json_response({"id": service.create(context, scope, projectId, request)}, 201)
+
+
+def list_mail_addresses(
+    context: ContextDep,
+    scope: ScopeDep,
+    projectId: ProjectId,
+    page: PageDep,
+    search: SearchQuery = None,
+    forwardAddress: FlagQuery = None,
+    catchAll: FlagQuery = None,
+    autoResponder: FlagQuery = None,
+    mailArchive: FlagQuery = None,
+    sort: SortQuery = None,
+    order: OrderQuery = None,
+) -> Response:
+    return _list(
+        context,
+        scope,
+        projectId,
+        page,
+        search,
+        forwardAddress,
+        catchAll,
+        autoResponder,
+        mailArchive,
+        sort,
+        order,
+    )
+
+
+def list_mail_addresses_for_user(
+    context: ContextDep,
+    scope: ScopeDep,
+    page: PageDep,
+    projectId: Annotated[str | None, Query(description="Only this project (UUID or short id).")] = None,
+    search: SearchQuery = None,
+    forwardAddress: FlagQuery = None,
+    catchAll: FlagQuery = None,
+    autoResponder: FlagQuery = None,
+    mailArchive: FlagQuery = None,
+    sort: SortQuery = None,
+    order: OrderQuery = None,
+) -> Response:
+    return _list(
+        context,
+        scope,
+        projectId,
+        page,
+        search,
+        forwardAddress,
+        catchAll,
+        autoResponder,
+        mailArchive,
+        sort,
+        order,
+    )
+
+
+def get_mail_address(context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId) -> Response:
+    return json_response(views.mail_address(service.get(context, scope, str(mailAddressId))))
+
+
+def delete_mail_address(context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId) -> None:
+    service.delete(context, scope, str(mailAddressId))
+
+
+def update_address(
+    context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: AddressIn
+) -> None:
+    service.change_address(context, scope, str(mailAddressId), body.address)
+
+
+def update_autoresponder(
+    context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: AutoResponderIn
+) -> None:
+    settings = body.autoResponder
+    responder = (
+        AUTORESPONDER_OFF
+        if settings is None
+        else AutoResponder(
+            active=settings.active,
+            message=settings.message,
+            starts_at=settings.startsAt,
+            expires_at=settings.expiresAt,
+        )
+    )
+    service.set_autoresponder(context, scope, str(mailAddressId), responder)
+
+
+def update_catch_all(
+    context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: ActiveIn
+) -> None:
+    service.set_catch_all(context, scope, str(mailAddressId), body.active)
+
+
+def update_forward_addresses(
+    context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: ForwardAddressesIn
+) -> None:
+    service.set_forward_targets(context, scope, str(mailAddressId), body.forwardAddresses)
+
+
+def update_password(
+    context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: PasswordIn
+) -> None:
+    service.set_password(context, scope, str(mailAddressId), body.password)
+
+
+def update_quota(context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: QuotaIn) -> None:
+    service.set_quota(context, scope, str(mailAddressId), body.quotaInBytes)
+
+
+def update_spam_protection(
+    context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: SpamProtectionIn
+) -> None:
+    settings = body.spamProtection
+    service.set_spam_protection(
+        context,
+        scope,
+        str(mailAddressId),
+        SpamProtection(
+            active=settings.active,
+            folder=settings.folder,
+            relocation_min_spam_score=settings.relocationMinSpamScore,
+            auto_delete_spam=settings.autoDeleteSpam,
+        ),
+    )
+
+
+def request_rate_limit_change(
+    context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: RateLimitChangeIn
+) -> None:
+    service.request_rate_limit_change(context, scope, str(mailAddressId), body.rateLimitId)
+
+
+add_route(
+    router,
+    "POST",
+    "/v2/projects/{projectId}/mail-addresses",
+    create_mail_address,
+    operation_id="mail-create-mail-address",
+    status=201,
+    model=CreatedOut,
+    summary="Create a MailAddress.",
+)
+add_route(
+    router,
+    "POST",
+    "/v2/projects/{projectId}/mailaddresses",
+    create_mail_address,
+    operation_id="legacy-mail-create-mail-address",
+    status=201,
+    model=CreatedOut,
+    deprecated=True,
+    summary="Create a MailAddress (path of the public guides).",
+)
+add_route(
+    router,
+    "GET",
+    "/v2/projects/{projectId}/mail-addresses",
+    list_mail_addresses,
+    operation_id="mail-list-mail-addresses",
+    status=200,
+    model=list[MailAddressOut],
+    headers=PAGINATION_HEADERS,
+    summary="List MailAddresses belonging to a Project.",
+)
+add_route(
+    router,
+    "GET",
+    "/v2/projects/{projectId}/mailaddresses",
+    list_mail_addresses,
+    operation_id="legacy-mail-list-mail-addresses",
+    status=200,
+    model=list[MailAddressOut],
+    headers=PAGINATION_HEADERS,
+    deprecated=True,
+    summary="List MailAddresses (path of the public guides).",
+)
+add_route(
+    router,
+    "GET",
+    "/v2/mail-addresses/",
+    list_mail_addresses_for_user,
+    operation_id="mail-list-mail-addresses-for-user",
+    status=200,
+    model=list[MailAddressOut],
+    headers=PAGINATION_HEADERS,
+    summary="List MailAddresses of every project the token may see.",
+)
+for _path, _suffix, _deprecated in (
+    ("/v2/mail-addresses/{mailAddressId}", "", False),
+    ("/v2/mailaddresses/{mailAddressId}", "legacy-", True),
+):
+    add_route(
+        router,
+        "GET",
+        _path,
+        get_mail_address,
+        operation_id=f"{_suffix}mail-get-mail-address",
+        status=200,
+        model=MailAddressOut,
+        deprecated=_deprecated,
+        summary="Get a MailAddress.",
+    )
+    add_route(
+        router,
+        "DELETE",
+        _path,
+        delete_mail_address,
+        operation_id=f"{_suffix}mail-delete-mail-address",
+        status=204,
+        deprecated=_deprecated,
+        summary="Delete a MailAddress.",
+    )
+
+add_route(
+    router,
+    "PATCH",
+    "/v2/mail-addresses/{mailAddressId}/address",
+    update_address,
+    operation_id="mail-update-mail-address-address",
+    status=204,
+    summary="Update a MailAddress.",
+)
+add_route(
+    router,
+    "PUT",
+    "/v2/mailaddresses/{mailAddressId}/address",
+    update_address,
+    operation_id="deprecated-mail-mailaddress-update-address",
+    status=200,
+    deprecated=True,
+    summary="Update a MailAddress.",
+)
+
+# (handler, PATCH path suffix, deprecated PUT suffix, legacy PUT suffix, operation name, summary)
+_UPDATES = (
+    (
+        update_autoresponder,
+        "autoresponder",
+        "autoresponder",
+        "autoResponder",
+        "autoresponder",
+        "Update the autoresponder of a MailAddress.",
+    ),
+    (
+        update_catch_all,
+        "catch-all",
+        "catchall",
+        "catchAll",
+        "catchall",
+        "Update the catch-all of a MailAddress.",
+    ),
+    (
+        update_forward_addresses,
+        "forward-addresses",
+        "forward-addresses",
+        "forwardaddresses",
+        "forward-addresses",
+        "Update the forward addresses of a MailAddress.",
+    ),
+    (
+        update_password,
+        "password",
+        "password",
+        "password",
+        "password",
+        "Update the password of a MailAddress.",
+    ),
+    (update_quota, "quota", "quota", "quota", "quota", "Update the quota of a MailAddress."),
+    (
+        update_spam_protection,
+        "spam-protection",
+        "spam-protection",
+        "spamprotection",
+        "spam-protection",
+        "Update the spam protection of a MailAddress.",
+    ),
+)
+for _handler, _patch, _put, _legacy, _name, _summary in _UPDATES:
+    _current = "catch-all" if _name == "catchall" else _name
+    add_route(
+        router,
+        "PATCH",
+        f"/v2/mail-addresses/{{mailAddressId}}/{_patch}",
+        _handler,
+        operation_id=f"mail-update-mail-address-{_current}",
+        status=204,
+        summary=_summary,
+    )
+    add_route(
+        router,
+        "PUT",
+        f"/v2/mail-addresses/{{mailAddressId}}/{_put}",
+        _handler,
+        operation_id=f"deprecated-mail-update-mail-address-{_name}",
+        status=200,
+        deprecated=True,
+        summary=_summary,
+    )
+    add_route(
+        router,
+        "PUT",
+        f"/v2/mailaddresses/{{mailAddressId}}/{_legacy}",
+        _handler,
+        operation_id=f"legacy-deprecated-mail-update-mail-address-{_name}",
+        status=200,
+        deprecated=True,
+        summary=_summary + " (path of the public guides)",
+    )
+
+add_route(
+    router,
+    "POST",
+    "/v2/mail-addresses/{mailAddressId}/actions/request-rate-limit-change",
+    request_rate_limit_change,
+    operation_id="mail-request-mail-address-rate-limit-change",
+    status=204,
+    summary="Request a rate limit change for a MailAddress.",
+)

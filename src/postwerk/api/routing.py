@@ -1,0 +1,76 @@
+"""One handler, several routes: the current operation, its deprecated PUT twin and the legacy paths of
+the public guides all share the handler and differ only in method, path, operationId and success status."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from postwerk.api.responses import empty_response
+from postwerk.api.schemas import ErrorOut, ValidationErrorsOut
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ValidationErrorsOut, "description": "Validation error"},
+    401: {"model": ErrorOut, "description": "Missing or invalid access token"},
+    403: {"model": ErrorOut, "description": "Forbidden"},
+    404: {"model": ErrorOut, "description": "Not found"},
+    409: {"model": ErrorOut, "description": "Conflict"},
+}
+
+
+def add_route(
+    router: APIRouter,
+    method: str,
+    path: str,
+    handler: Callable[..., Response | None],
+    *,
+    operation_id: str,
+    status: int,
+    summary: str,
+    model: type[BaseModel] | Any | None = None,
+    deprecated: bool = False,
+    tags: list[str] | None = None,
+    headers: dict[str, Any] | None = None,
+) -> None:
+    """Register `handler`; a handler that returns None answers `status` with no body."""
+
+    @functools.wraps(handler)
+    def endpoint(*args: Any, **kwargs: Any) -> Response:
+        result = handler(*args, **kwargs)
+        return empty_response(status) if result is None else result
+
+    endpoint.__signature__ = inspect.signature(handler)  # type: ignore[attr-defined]
+    success: dict[str, Any] = {"description": "OK"}
+    if model is not None:
+        success["model"] = model
+    if headers:
+        success["headers"] = headers
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=[method],
+        operation_id=operation_id,
+        status_code=status,
+        summary=summary,
+        deprecated=deprecated or None,
+        tags=tags or ["Mail"],
+        response_model=None,
+        responses={status: success, **{code: doc for code, doc in _ERRORS.items() if code != status}},
+    )
+
+
+PAGINATION_HEADERS = {
+    name: {"schema": {"type": "integer"}, "description": description}
+    for name, description in (
+        ("X-Pagination-TotalCount", "The total number of items."),
+        ("X-Pagination-Limit", "The limit used to select the items."),
+        ("X-Pagination-Skip", "The number of skipped items."),
+        ("X-Pagination-Page", "The page of this response, from 0."),
+    )
+}

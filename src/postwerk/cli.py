@@ -1,0 +1,207 @@
+"""The `postwerk` command: the server and the provider's admin commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from postwerk.bootstrap import build_context, ensure_first_admin_token
+from postwerk.domain.errors import DomainError, ValidationFailed
+from postwerk.service import Context, projects
+from postwerk.service import mail_addresses as addresses
+from postwerk.settings import Settings, load_settings, split_host_port
+
+log = logging.getLogger("postwerk")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="data folder (env POSTWERK_DATA_DIR, default ./postwerk-data)")
+    parser.add_argument(
+        "--database-url", help="postgresql://... (env POSTWERK_DATABASE_URL; default: SQLite)"
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    return load_settings(data_dir=args.data_dir, database_url=args.database_url, **extra)
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    print(json.dumps(data, ensure_ascii=False) if args.json else text)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from postwerk.api.app import create_app
+
+    settings = _settings(args, api=args.api, log_level=args.log_level)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    context = build_context(settings)
+    token_file = ensure_first_admin_token(context, settings)
+    if token_file is not None:
+        print(f"postwerk: first start: an admin API token was written to {token_file.resolve()}", flush=True)
+    host, port = split_host_port(settings.api)
+    app = create_app(context, max_request_bytes=settings.max_request_bytes)
+    print(f"postwerk: API on http://{host}:{port}/v2/ (docs: /v2/docs)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), server_header=False)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    build_context(_settings(args))
+    _emit(args, {"upgraded": True}, "database is up to date")
+    return 0
+
+
+def _context(args: argparse.Namespace) -> Context:
+    return build_context(_settings(args))
+
+
+def cmd_project_create(args: argparse.Namespace) -> int:
+    project_id, short_id = projects.create_project(_context(args), args.description, args.customer_id)
+    _emit(args, {"id": project_id, "shortId": short_id}, f"{project_id} {short_id}")
+    return 0
+
+
+def cmd_project_delete(args: argparse.Namespace) -> int:
+    projects.delete_project(_context(args), args.project)
+    _emit(args, {"deleted": args.project}, f"deleted project {args.project}")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    token = projects.create_token(
+        _context(args), admin=args.admin, project_reference=args.project, read_only=args.read_only
+    )
+    _emit(args, {"token": token}, token)
+    return 0
+
+
+def cmd_domain_add(args: argparse.Namespace) -> int:
+    domain = projects.add_domain(_context(args), args.domain, args.project)
+    _emit(args, {"domain": domain.unicode, "ascii": domain.ascii}, f"{domain.unicode} ({domain.ascii})")
+    return 0
+
+
+def cmd_domain_remove(args: argparse.Namespace) -> int:
+    removed = projects.remove_domain(_context(args), args.domain, with_addresses=args.with_addresses)
+    _emit(args, {"removed": args.domain, "addressesRemoved": removed}, f"removed {args.domain}")
+    return 0
+
+
+def cmd_domain_list(args: argparse.Namespace) -> int:
+    rows = projects.list_domains(_context(args), args.project)
+    items = [{"domain": r.name_unicode, "ascii": r.name_ascii, "projectId": r.project_id} for r in rows]
+    if args.json:
+        print(json.dumps(items, ensure_ascii=False))
+    else:
+        for item in items:
+            print(f"{item['domain']}\t{item['ascii']}\t{item['projectId']}")
+    return 0
+
+
+def cmd_rate_limit_approve(args: argparse.Namespace) -> int:
+    tier = addresses.approve_rate_limit_change(_context(args), args.mail_address_id)
+    _emit(args, {"mailAddressId": args.mail_address_id, "rateLimitId": tier}, f"rate limit {tier} in force")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="postwerk", description="Mail hosting with a mittwald-compatible API."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(
+        group: Any, name: str, handler: Callable[[argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(name, help=help_, description=help_)
+        _common(sub)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    serve = command(commands, "serve", cmd_serve, "run the HTTP API (migrations run on start)")
+    serve.add_argument("--api", help="HOST:PORT to listen on (env POSTWERK_API, default 127.0.0.1:8080)")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING... (env POSTWERK_LOG_LEVEL)")
+
+    db = commands.add_parser("db", help="database maintenance").add_subparsers(
+        dest="db_command", required=True
+    )
+    command(db, "upgrade", cmd_db_upgrade, "run the database migrations")
+
+    project = commands.add_parser("project", help="projects").add_subparsers(
+        dest="project_command", required=True
+    )
+    create = command(project, "create", cmd_project_create, "create a project")
+    create.add_argument("--description", required=True)
+    create.add_argument("--customer-id", help="the provider's customer id (default: a new UUID)")
+    delete = command(project, "delete", cmd_project_delete, "delete a project and everything in it")
+    delete.add_argument("project", help="UUID or short id")
+
+    token = commands.add_parser("token", help="API tokens").add_subparsers(
+        dest="token_command", required=True
+    )
+    token_create = command(token, "create", cmd_token_create, "create an API token (shown once)")
+    scope = token_create.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--admin", action="store_true", help="sees every project")
+    scope.add_argument("--project", help="sees this project only (UUID or short id)")
+    token_create.add_argument("--read-only", action="store_true", help="may not change anything")
+
+    domain = commands.add_parser("domain", help="hosted domains").add_subparsers(
+        dest="domain_command", required=True
+    )
+    add = command(domain, "add", cmd_domain_add, "assign a domain to a project")
+    add.add_argument("domain", help="Unicode or A-label form")
+    add.add_argument("--project", required=True, help="UUID or short id")
+    remove = command(domain, "remove", cmd_domain_remove, "unassign a domain")
+    remove.add_argument("domain")
+    remove.add_argument(
+        "--with-addresses", action="store_true", help="also delete the domain's mail addresses"
+    )
+    listing = command(domain, "list", cmd_domain_list, "list hosted domains")
+    listing.add_argument("--project", help="only this project's domains")
+
+    rate_limit = commands.add_parser("rate-limit", help="sending rate limits").add_subparsers(
+        dest="rate_limit_command", required=True
+    )
+    approve = command(rate_limit, "approve", cmd_rate_limit_approve, "grant a mail address's pending request")
+    approve.add_argument("mail_address_id")
+    return parser
+
+
+def _describe(error: DomainError) -> str:
+    if isinstance(error, ValidationFailed):
+        return "; ".join(issue.message for issue in error.issues)
+    return error.message
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.handler(args)
+        return result
+    except DomainError as error:
+        message = _describe(error)
+        print(
+            json.dumps({"error": error.kind.value, "message": message})
+            if args.json
+            else f"postwerk: {message}",
+            file=sys.stderr,
+        )
+        return 1
+    except (ValidationError, ValueError) as error:
+        print(f"postwerk: invalid setting: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

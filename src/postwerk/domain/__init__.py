@@ -1,0 +1,1 @@
+"""The rules of mail hosting: pure Python, no web framework, no SQL, no subprocess."""

@@ -1,0 +1,95 @@
+"""Mail addresses: parsing as `idn-email`, IDN normalisation, and the one key that makes them unique.
+
+The lookup key is the single identity of an address on the installation: the NFC-normalised, case-folded
+local part, `@`, and the lowercase A-label domain (IDNA 2008 with UTS 46 mapping, non-transitional, so
+`faß.de` stays `xn--fa-hia.de`). The address itself is kept as the customer wrote it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+import idna
+from email_validator import EmailNotValidError, validate_email
+
+from postwerk.domain.errors import ValidationFailed
+from postwerk.domain.text import require_safe_text
+
+MAX_ADDRESS_LENGTH = 254
+
+
+@dataclass(frozen=True)
+class DomainName:
+    unicode: str
+    ascii: str
+
+
+@dataclass(frozen=True)
+class MailAddress:
+    written: str
+    local_part: str
+    domain: DomainName
+
+    @property
+    def lookup_key(self) -> str:
+        return lookup_key(self.local_part, self.domain.ascii)
+
+    @property
+    def ascii_route(self) -> str:
+        """The address with its domain as A-label: what an ASCII-only mail server can be handed."""
+        return f"{self.local_part}@{self.domain.ascii}"
+
+
+def lookup_key(local_part: str, ascii_domain: str) -> str:
+    return f"{unicodedata.normalize('NFC', local_part).casefold()}@{ascii_domain.lower()}"
+
+
+def parse_domain(text: str, path: str = ".domain") -> DomainName:
+    """A hosted domain from Unicode or A-label input, in both forms."""
+    require_safe_text(text, path, max_length=253)
+    candidate = text.strip().rstrip(".")
+    try:
+        ascii_form = idna.encode(candidate, uts46=True, transitional=False).decode("ascii").lower()
+        unicode_form = idna.decode(ascii_form)
+    except (idna.IDNAError, UnicodeError) as error:
+        raise ValidationFailed.at(
+            path, f"{text!r} is not a valid domain name: {error}", "format", format="hostname"
+        ) from None
+    if "." not in ascii_form or len(ascii_form) > 253:
+        raise ValidationFailed.at(
+            path, f"{text!r} is not a fully qualified domain name", "format", format="hostname"
+        )
+    return DomainName(unicode=unicode_form, ascii=ascii_form)
+
+
+def parse_address(text: str, path: str = ".address") -> MailAddress:
+    """Validate an `idn-email` (UTF-8 local parts and internationalised domains are valid)."""
+    require_safe_text(text, path, max_length=1024)
+    if text != text.strip():
+        raise ValidationFailed.at(
+            path, "must not start or end with white space", "format", format="idn-email"
+        )
+    try:
+        validated = validate_email(
+            text,
+            allow_smtputf8=True,
+            allow_quoted_local=False,
+            allow_domain_literal=False,
+            allow_display_name=False,
+            check_deliverability=False,
+        )
+    except EmailNotValidError as error:
+        raise ValidationFailed.at(
+            path, f'must match format "idn-email": {error}', "format", format="idn-email"
+        ) from None
+    local_part = text.rsplit("@", 1)[0]
+    domain = parse_domain(validated.domain, path)
+    if len(local_part.encode()) + 1 + len(domain.ascii) > MAX_ADDRESS_LENGTH:
+        raise ValidationFailed.at(
+            path,
+            f"must not be longer than {MAX_ADDRESS_LENGTH} octets",
+            "maxLength",
+            limit=str(MAX_ADDRESS_LENGTH),
+        )
+    return MailAddress(written=text, local_part=local_part, domain=domain)

@@ -1,0 +1,328 @@
+"""Mail addresses: mailboxes and forwarding addresses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from postwerk.domain.addresses import MailAddress, parse_address
+from postwerk.domain.errors import Conflict, NotFound, ValidationFailed
+from postwerk.domain.forwarding import parse_forward_targets
+from postwerk.domain.hosting import check_domain_assigned
+from postwerk.domain.mailboxes import (
+    AutoResponder,
+    SpamProtection,
+    check_autoresponder,
+    check_spam_protection,
+    default_spam_protection,
+)
+from postwerk.domain.names import new_mailbox_name
+from postwerk.domain.passwords import check_password_rules, hash_password
+from postwerk.domain.quotas import check_quota
+from postwerk.domain.tokens import TokenScope
+from postwerk.service import Context, new_id, now
+from postwerk.service.projects import visible_project
+from postwerk.store import repository as repo
+from postwerk.store.repository import AddressFilter, AddressRecord, Page, Sorting
+
+
+@dataclass(frozen=True)
+class NewMailbox:
+    password: str
+    quota_in_bytes: int
+    enable_spam_protection: bool = True
+
+
+@dataclass(frozen=True)
+class NewAddress:
+    address: str
+    forward_addresses: Sequence[str] = ()
+    is_catch_all: bool = False
+    mailbox: NewMailbox | None = None
+
+
+def _target_rows(targets: Sequence[MailAddress]) -> list[dict[str, str]]:
+    return [{"target": t.written, "target_key": t.lookup_key, "target_route": t.ascii_route} for t in targets]
+
+
+def _address_columns(address: MailAddress, domain_id: str) -> dict[str, Any]:
+    return {
+        "address": address.written,
+        "local_part": address.local_part,
+        "domain_ascii": address.domain.ascii,
+        "domain_unicode": address.domain.unicode,
+        "lookup_key": address.lookup_key,
+        "domain_id": domain_id,
+    }
+
+
+def _claim_address(
+    connection: Connection,
+    address: MailAddress,
+    project_id: str,
+    *,
+    catch_all: bool,
+    own_id: str | None = None,
+) -> str:
+    """Check that `address` may be held by the project; return its domain's id."""
+    domain = repo.find_domain(connection, address.domain.ascii)
+    check_domain_assigned(address.domain, domain.project_id if domain else None, project_id)
+    assert domain is not None
+    if repo.address_key_taken(connection, address.lookup_key):
+        raise Conflict(f"the address {address.written} is already in use")
+    if catch_all:
+        holder = repo.catch_all_of_domain(connection, domain.id)
+        if holder is not None and holder != own_id:
+            raise Conflict(f"the domain {address.domain.unicode} already has a catch-all address")
+    return str(domain.id)
+
+
+def _unique_conflict(error: IntegrityError, what: str) -> Conflict:
+    if repo.is_unique_violation(error):
+        return Conflict(what)
+    raise error
+
+
+def create(ctx: Context, scope: TokenScope, project_reference: str, request: NewAddress) -> str:
+    scope.require_write()
+    address = parse_address(request.address)
+    targets = parse_forward_targets(request.forward_addresses, address, required=request.mailbox is None)
+    mailbox_columns: dict[str, Any] = {}
+    timestamp = now()
+    if request.mailbox is not None:
+        check_password_rules(
+            request.mailbox.password,
+            ".mailbox.password",
+            address=address.written,
+            local_part=address.local_part,
+        )
+        check_quota(request.mailbox.quota_in_bytes, ".mailbox.quotaInBytes")
+        spam = default_spam_protection(request.mailbox.enable_spam_protection)
+        mailbox_columns = {
+            "mailbox_name": new_mailbox_name(),
+            "password_hash": hash_password(request.mailbox.password),
+            "password_updated_at": timestamp,
+            "quota_bytes": request.mailbox.quota_in_bytes,
+            "sending_enabled": True,
+            **_spam_columns(spam),
+            "rate_limit_id": ctx.rate_limits.default.id,
+        }
+    address_id = new_id()
+    try:
+        with ctx.db.write() as connection:
+            project = visible_project(connection, scope, project_reference)
+            domain_id = _claim_address(connection, address, project.id, catch_all=request.is_catch_all)
+            repo.insert_address(
+                connection,
+                {
+                    "id": address_id,
+                    "project_id": project.id,
+                    **_address_columns(address, domain_id),
+                    "is_mailbox": request.mailbox is not None,
+                    "is_catch_all": request.is_catch_all,
+                    "usage_updated_at": timestamp,
+                    "created_at": timestamp,
+                    "updated_at": timestamp,
+                    **mailbox_columns,
+                },
+            )
+            repo.replace_forward_targets(connection, address_id, _target_rows(targets))
+    except IntegrityError as error:  # a concurrent request took the address or the catch-all first
+        raise _unique_conflict(
+            error, f"the address {address.written} or its domain's catch-all is taken"
+        ) from None
+    return address_id
+
+
+def _visible(connection: Connection, scope: TokenScope, address_id: str) -> AddressRecord:
+    record = repo.get_address(connection, address_id)
+    if record is None or not scope.may_see(record.row.project_id):
+        raise NotFound("the mail address does not exist")
+    return record
+
+
+def get(ctx: Context, scope: TokenScope, address_id: str) -> AddressRecord:
+    with ctx.db.read() as connection:
+        return _visible(connection, scope, address_id)
+
+
+def list_for_project(
+    ctx: Context,
+    scope: TokenScope,
+    project_reference: str | None,
+    address_filter: AddressFilter,
+    sorting: Sequence[Sorting],
+    page: Page,
+) -> tuple[list[AddressRecord], int]:
+    with ctx.db.read() as connection:
+        if project_reference is not None:
+            project_ids: Sequence[str] | None = [visible_project(connection, scope, project_reference).id]
+        else:
+            project_ids = None if scope.is_admin else [scope.project_id or ""]
+        search_key = address_filter.search.casefold() if address_filter.search else None
+        effective = AddressFilter(
+            **{**address_filter.__dict__, "project_ids": project_ids, "search_key": search_key}
+        )
+        return repo.list_addresses(connection, effective, sorting, page)
+
+
+def delete(ctx: Context, scope: TokenScope, address_id: str) -> None:
+    scope.require_write()
+    with ctx.db.write() as connection:
+        _visible(connection, scope, address_id)
+        repo.delete_address(connection, address_id)
+
+
+def _update(
+    ctx: Context,
+    scope: TokenScope,
+    address_id: str,
+    values: dict[str, Any],
+    *,
+    mailbox_only: str | None = None,
+) -> AddressRecord:
+    scope.require_write()
+    with ctx.db.write() as connection:
+        record = _visible(connection, scope, address_id)
+        if mailbox_only is not None and not record.row.is_mailbox:
+            raise ValidationFailed.at(
+                mailbox_only, "this is a forwarding address, which has no mailbox", "mailbox"
+            )
+        repo.update_address(connection, address_id, {**values, "updated_at": now()})
+        return record
+
+
+def change_address(ctx: Context, scope: TokenScope, address_id: str, new_address: str) -> None:
+    scope.require_write()
+    address = parse_address(new_address)
+    try:
+        with ctx.db.write() as connection:
+            record = _visible(connection, scope, address_id)
+            if address.lookup_key == record.row.lookup_key:
+                if address.written != record.row.address:  # only the spelling changes
+                    repo.update_address(
+                        connection, address_id, {"address": address.written, "updated_at": now()}
+                    )
+                return
+            if address.lookup_key in {parse_address(target).lookup_key for target in record.targets}:
+                raise ValidationFailed.at(".address", "an address cannot forward to itself", "not")
+            domain_id = _claim_address(
+                connection,
+                address,
+                record.row.project_id,
+                catch_all=record.row.is_catch_all,
+                own_id=address_id,
+            )
+            repo.update_address(
+                connection, address_id, {**_address_columns(address, domain_id), "updated_at": now()}
+            )
+    except IntegrityError as error:
+        raise _unique_conflict(error, f"the address {address.written} is already in use") from None
+
+
+def set_catch_all(ctx: Context, scope: TokenScope, address_id: str, active: bool) -> None:
+    scope.require_write()
+    try:
+        with ctx.db.write() as connection:
+            record = _visible(connection, scope, address_id)
+            if active and not record.row.is_catch_all:
+                holder = repo.catch_all_of_domain(connection, record.row.domain_id)
+                if holder is not None:
+                    raise Conflict(f"the domain {record.row.domain_unicode} already has a catch-all address")
+            repo.update_address(connection, address_id, {"is_catch_all": active, "updated_at": now()})
+    except IntegrityError as error:
+        raise _unique_conflict(error, "the domain already has a catch-all address") from None
+
+
+def set_forward_targets(ctx: Context, scope: TokenScope, address_id: str, targets: Sequence[str]) -> None:
+    scope.require_write()
+    with ctx.db.write() as connection:
+        record = _visible(connection, scope, address_id)
+        source = parse_address(record.row.address)
+        parsed = parse_forward_targets(targets, source, required=not record.row.is_mailbox)
+        repo.replace_forward_targets(connection, address_id, _target_rows(parsed))
+        repo.update_address(connection, address_id, {"updated_at": now()})
+
+
+def set_password(ctx: Context, scope: TokenScope, address_id: str, password: str) -> None:
+    scope.require_write()
+    with ctx.db.read() as connection:
+        record = _visible(connection, scope, address_id)
+    if not record.row.is_mailbox:
+        raise ValidationFailed.at(
+            ".password", "this is a forwarding address, which has no mailbox", "mailbox"
+        )
+    check_password_rules(password, ".password", address=record.row.address, local_part=record.row.local_part)
+    hashed = hash_password(password)
+    timestamp = now()
+    _update(
+        ctx,
+        scope,
+        address_id,
+        {"password_hash": hashed, "password_updated_at": timestamp},
+        mailbox_only=".password",
+    )
+
+
+def set_quota(ctx: Context, scope: TokenScope, address_id: str, quota_in_bytes: int) -> None:
+    check_quota(quota_in_bytes, ".quotaInBytes")
+    _update(ctx, scope, address_id, {"quota_bytes": quota_in_bytes}, mailbox_only=".quotaInBytes")
+
+
+def _spam_columns(spam: SpamProtection) -> dict[str, Any]:
+    return {
+        "spam_active": spam.active,
+        "spam_folder": spam.folder,
+        "spam_min_score": spam.relocation_min_spam_score,
+        "spam_auto_delete": spam.auto_delete_spam,
+    }
+
+
+def set_spam_protection(ctx: Context, scope: TokenScope, address_id: str, spam: SpamProtection) -> None:
+    check_spam_protection(spam, ".spamProtection")
+    _update(ctx, scope, address_id, _spam_columns(spam), mailbox_only=".spamProtection")
+
+
+def set_autoresponder(ctx: Context, scope: TokenScope, address_id: str, responder: AutoResponder) -> None:
+    check_autoresponder(responder, ".autoResponder")
+    _update(
+        ctx,
+        scope,
+        address_id,
+        {
+            "autoresponder_active": responder.active,
+            "autoresponder_message": responder.message,
+            "autoresponder_starts_at": responder.starts_at,
+            "autoresponder_expires_at": responder.expires_at,
+        },
+        mailbox_only=".autoResponder",
+    )
+
+
+def request_rate_limit_change(ctx: Context, scope: TokenScope, address_id: str, rate_limit_id: str) -> None:
+    if ctx.rate_limits.find(rate_limit_id) is None:
+        raise ValidationFailed.at(".rateLimitId", f"there is no rate limit {rate_limit_id!r}", "enum")
+    _update(ctx, scope, address_id, {"rate_limit_request_id": rate_limit_id}, mailbox_only=".rateLimitId")
+
+
+def approve_rate_limit_change(ctx: Context, address_id: str) -> str:
+    """The provider grants a pending request (admin command); returns the tier now in force."""
+    with ctx.db.write() as connection:
+        record = repo.get_address(connection, address_id)
+        if record is None:
+            raise NotFound("the mail address does not exist")
+        requested = record.row.rate_limit_request_id
+        if requested is None:
+            raise ValidationFailed.at(
+                ".rateLimitId", "this address has no pending rate-limit request", "required"
+            )
+        repo.update_address(
+            connection,
+            address_id,
+            {"rate_limit_id": requested, "rate_limit_request_id": None, "updated_at": now()},
+        )
+        return str(requested)

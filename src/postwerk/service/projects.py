@@ -1,0 +1,176 @@
+"""Projects, their domains, and API tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row
+from sqlalchemy.exc import IntegrityError
+
+from postwerk.domain.addresses import DomainName, parse_domain
+from postwerk.domain.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from postwerk.domain.names import is_project_reference, new_project_short_id
+from postwerk.domain.text import require_safe_text
+from postwerk.domain.tokens import TokenScope, new_token, token_digest
+from postwerk.service import Context, new_id, now
+from postwerk.store import repository as repo
+from postwerk.store.repository import Page, Sorting
+
+MAX_DESCRIPTION_LENGTH = 1000
+
+
+def visible_project(connection: Connection, scope: TokenScope, reference: str) -> Row[Any]:
+    """The project a path names (UUID or short id), if the token may see it. Unknown and foreign projects
+    answer alike, so a token cannot probe for other customers' projects."""
+    project = repo.find_project(connection, reference.lower()) if is_project_reference(reference) else None
+    if project is None or not scope.may_see(project.id):
+        raise Forbidden("the project does not exist or this token may not access it")
+    return project
+
+
+def create_project(ctx: Context, description: str, customer_id: str | None = None) -> tuple[str, str]:
+    require_safe_text(description, ".description", max_length=MAX_DESCRIPTION_LENGTH)
+    project_id = new_id()
+    timestamp = now()
+    for _ in range(10):  # short ids are random: retry the rare collision
+        short_id = new_project_short_id()
+        try:
+            with ctx.db.write() as connection:
+                repo.insert_project(
+                    connection,
+                    {
+                        "id": project_id,
+                        "short_id": short_id,
+                        "description": description,
+                        "customer_id": customer_id or new_id(),
+                        "enabled": True,
+                        "created_at": timestamp,
+                        "updated_at": timestamp,
+                    },
+                )
+            return project_id, short_id
+        except IntegrityError as error:
+            if not repo.is_unique_violation(error):
+                raise
+    raise Conflict("could not find a free short id for the project")
+
+
+def get_project(ctx: Context, scope: TokenScope, reference: str) -> Row[Any]:
+    with ctx.db.read() as connection:
+        return visible_project(connection, scope, reference)
+
+
+def list_projects(
+    ctx: Context, scope: TokenScope, search: str | None, sorting: Sequence[Sorting], page: Page
+) -> tuple[list[Row[Any]], int]:
+    with ctx.db.read() as connection:
+        return repo.list_projects(
+            connection,
+            only_id=None if scope.is_admin else scope.project_id,
+            search=search,
+            sorting=sorting,
+            page=page,
+        )
+
+
+def delete_project(ctx: Context, reference: str) -> None:
+    with ctx.db.write() as connection:
+        project = repo.find_project(connection, reference)
+        if project is None:
+            raise NotFound(f"no project {reference!r}")
+        repo.delete_project(connection, project.id)
+
+
+def add_domain(ctx: Context, name: str, project_reference: str) -> DomainName:
+    domain = parse_domain(name)
+    with ctx.db.write() as connection:
+        project = repo.find_project(connection, project_reference)
+        if project is None:
+            raise NotFound(f"no project {project_reference!r}")
+        existing = repo.find_domain(connection, domain.ascii)
+        if existing is not None:
+            if existing.project_id == project.id:
+                return domain
+            raise Conflict(f"the domain {domain.unicode} is already assigned to another project")
+        repo.insert_domain(
+            connection,
+            {
+                "id": new_id(),
+                "project_id": project.id,
+                "name_ascii": domain.ascii,
+                "name_unicode": domain.unicode,
+                "created_at": now(),
+            },
+        )
+    return domain
+
+
+def remove_domain(ctx: Context, name: str, *, with_addresses: bool) -> int:
+    """Unassign a domain. Its addresses go with it only when asked: mail would stop for them."""
+    domain = parse_domain(name)
+    with ctx.db.write() as connection:
+        existing = repo.find_domain(connection, domain.ascii)
+        if existing is None:
+            raise NotFound(f"the domain {domain.unicode} is not hosted here")
+        count = repo.count_addresses_in_domain(connection, existing.id)
+        if count and not with_addresses:
+            raise Conflict(
+                f"the domain {domain.unicode} still has {count} mail address(es); "
+                "remove them first or pass --with-addresses"
+            )
+        repo.delete_domain(connection, existing.id)
+        return count
+
+
+def list_domains(ctx: Context, project_reference: str | None = None) -> list[Row[Any]]:
+    with ctx.db.read() as connection:
+        project_id = None
+        if project_reference is not None:
+            project = repo.find_project(connection, project_reference)
+            if project is None:
+                raise NotFound(f"no project {project_reference!r}")
+            project_id = project.id
+        return repo.list_domains(connection, project_id)
+
+
+def create_token(ctx: Context, *, admin: bool, project_reference: str | None, read_only: bool) -> str:
+    if admin == (project_reference is not None):
+        raise ValidationFailed.at(".scope", "a token is either --admin or for one --project", "oneOf")
+    token = new_token()
+    with ctx.db.write() as connection:
+        project_id = None
+        if project_reference is not None:
+            project = repo.find_project(connection, project_reference)
+            if project is None:
+                raise NotFound(f"no project {project_reference!r}")
+            project_id = project.id
+        repo.insert_token(
+            connection,
+            {
+                "id": new_id(),
+                "token_sha256": token_digest(token),
+                "project_id": project_id,
+                "is_admin": admin,
+                "read_only": read_only,
+                "created_at": now(),
+            },
+        )
+    return token
+
+
+def has_tokens(ctx: Context) -> bool:
+    with ctx.db.read() as connection:
+        return repo.any_token(connection)
+
+
+def authenticate(ctx: Context, token: str | None) -> TokenScope:
+    if not token:
+        raise Unauthorized("an access token is required (x-access-token or Authorization: Bearer)")
+    with ctx.db.read() as connection:
+        row = repo.find_token(connection, token_digest(token))
+    if row is None:
+        raise Unauthorized("the access token is not valid")
+    return TokenScope(
+        token_id=row.id, is_admin=row.is_admin, project_id=row.project_id, read_only=row.read_only
+    )

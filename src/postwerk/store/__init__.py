@@ -1,0 +1,1 @@
+"""Persistence: tables, repositories, migrations and the lookup views the mail servers read."""

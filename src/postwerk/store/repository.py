@@ -1,0 +1,347 @@
+"""Queries, one function per question the services ask. All take an open connection; the caller owns the
+transaction (see `Database`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    and_,
+    delete,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from postwerk.store.db import WRITE_OPTION
+from postwerk.store.tables import (
+    api_tokens,
+    delivery_boxes,
+    domains,
+    forward_targets,
+    mail_addresses,
+    projects,
+    sender_rules,
+)
+
+
+class Database:
+    """Short transactions: `read()` for queries, `write()` for changes (serialised on SQLite)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection, connection.begin():
+            yield connection
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
+            connection = connection.execution_options(**{WRITE_OPTION: True})
+            with connection.begin():
+                yield connection
+
+
+def is_unique_violation(error: IntegrityError) -> bool:
+    text = str(error.orig).lower()
+    return "unique" in text or "duplicate key" in text
+
+
+# --- paging -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    skip: int
+
+
+@dataclass(frozen=True)
+class Sorting:
+    column: str
+    descending: bool = False
+
+
+def _ordered(statement: Any, table: Any, sorting: Sequence[Sorting]) -> Any:
+    clauses = [table.c[s.column].desc() if s.descending else table.c[s.column].asc() for s in sorting]
+    return statement.order_by(*clauses, table.c.id.asc())
+
+
+def _contains(column: Any, term: str) -> ColumnElement[bool]:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.ilike(f"%{escaped}%", escape="\\")  # type: ignore[no-any-return]
+
+
+# --- projects -----------------------------------------------------------------------------------------
+
+
+def insert_project(connection: Connection, values: Mapping[str, Any]) -> None:
+    connection.execute(insert(projects).values(**values))
+
+
+def find_project(connection: Connection, reference: str) -> Row[Any] | None:
+    column = projects.c.short_id if reference.startswith("p-") else projects.c.id
+    return connection.execute(select(projects).where(column == reference)).first()
+
+
+def list_projects(
+    connection: Connection, *, only_id: str | None, search: str | None, sorting: Sequence[Sorting], page: Page
+) -> tuple[list[Row[Any]], int]:
+    condition: ColumnElement[bool] = true()
+    if only_id is not None:
+        condition = projects.c.id == only_id
+    if search:
+        condition = and_(
+            condition,
+            or_(
+                projects.c.id == search,
+                _contains(projects.c.short_id, search),
+                _contains(projects.c.description, search),
+            ),
+        )
+    total = connection.execute(select(func.count()).select_from(projects).where(condition)).scalar_one()
+    statement = _ordered(select(projects).where(condition), projects, sorting).limit(page.limit)
+    rows = connection.execute(statement.offset(page.skip)).all()
+    return list(rows), int(total)
+
+
+def delete_project(connection: Connection, project_id: str) -> bool:
+    return connection.execute(delete(projects).where(projects.c.id == project_id)).rowcount > 0
+
+
+# --- domains ------------------------------------------------------------------------------------------
+
+
+def insert_domain(connection: Connection, values: Mapping[str, Any]) -> None:
+    connection.execute(insert(domains).values(**values))
+
+
+def find_domain(connection: Connection, ascii_name: str) -> Row[Any] | None:
+    return connection.execute(select(domains).where(domains.c.name_ascii == ascii_name)).first()
+
+
+def list_domains(connection: Connection, project_id: str | None = None) -> list[Row[Any]]:
+    statement = select(domains).order_by(domains.c.name_ascii)
+    if project_id is not None:
+        statement = statement.where(domains.c.project_id == project_id)
+    return list(connection.execute(statement).all())
+
+
+def count_addresses_in_domain(connection: Connection, domain_id: str) -> int:
+    statement = (
+        select(func.count()).select_from(mail_addresses).where(mail_addresses.c.domain_id == domain_id)
+    )
+    return int(connection.execute(statement).scalar_one())
+
+
+def delete_domain(connection: Connection, domain_id: str) -> None:
+    connection.execute(delete(domains).where(domains.c.id == domain_id))
+
+
+# --- tokens -------------------------------------------------------------------------------------------
+
+
+def insert_token(connection: Connection, values: Mapping[str, Any]) -> None:
+    connection.execute(insert(api_tokens).values(**values))
+
+
+def find_token(connection: Connection, digest: str) -> Row[Any] | None:
+    return connection.execute(select(api_tokens).where(api_tokens.c.token_sha256 == digest)).first()
+
+
+def any_token(connection: Connection) -> bool:
+    return connection.execute(select(literal(1)).select_from(api_tokens).limit(1)).first() is not None
+
+
+# --- mail addresses -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddressFilter:
+    project_ids: Sequence[str] | None  # None: every project
+    search: str | None = None
+    search_key: str | None = None  # the search term case-folded, to match lookup keys
+    forward_address: bool | None = None
+    catch_all: bool | None = None
+    auto_responder: bool | None = None
+    mail_archive: bool | None = None
+
+    def condition(self) -> ColumnElement[bool]:
+        c = mail_addresses.c
+        parts: list[ColumnElement[bool]] = []
+        if self.project_ids is not None:
+            parts.append(
+                c.project_id.in_(list(self.project_ids))
+                if len(self.project_ids) != 1
+                else c.project_id == self.project_ids[0]
+            )
+        if self.search:
+            matches = [
+                c.id == self.search,
+                _contains(c.address, self.search),
+                _contains(c.mailbox_name, self.search),
+            ]
+            if self.search_key:
+                matches.append(_contains(c.lookup_key, self.search_key))
+            parts.append(or_(*matches))
+        if self.forward_address is not None:
+            parts.append(c.is_mailbox == (not self.forward_address))
+        if self.catch_all is not None:
+            parts.append(c.is_catch_all == self.catch_all)
+        if self.auto_responder is not None:
+            parts.append(c.autoresponder_active == self.auto_responder)
+        if self.mail_archive:
+            parts.append(false())  # the mail archive does not exist yet: no address has one
+        return and_(true(), *parts)
+
+
+@dataclass
+class AddressRecord:
+    row: Row[Any]
+    targets: list[str] = field(default_factory=list)
+
+
+def _targets_for(connection: Connection, address_ids: Sequence[str]) -> dict[str, list[str]]:
+    if not address_ids:
+        return {}
+    statement = (
+        select(forward_targets.c.address_id, forward_targets.c.target)
+        .where(forward_targets.c.address_id.in_(list(address_ids)))
+        .order_by(forward_targets.c.address_id, forward_targets.c.position)
+    )
+    result: dict[str, list[str]] = defaultdict(list)
+    for address_id, target in connection.execute(statement):
+        result[address_id].append(target)
+    return result
+
+
+def get_address(connection: Connection, address_id: str) -> AddressRecord | None:
+    row = connection.execute(select(mail_addresses).where(mail_addresses.c.id == address_id)).first()
+    if row is None:
+        return None
+    return AddressRecord(row, _targets_for(connection, [address_id]).get(address_id, []))
+
+
+def list_addresses(
+    connection: Connection, address_filter: AddressFilter, sorting: Sequence[Sorting], page: Page
+) -> tuple[list[AddressRecord], int]:
+    condition = address_filter.condition()
+    total = connection.execute(select(func.count()).select_from(mail_addresses).where(condition)).scalar_one()
+    statement = _ordered(select(mail_addresses).where(condition), mail_addresses, sorting)
+    rows = connection.execute(statement.limit(page.limit).offset(page.skip)).all()
+    targets = _targets_for(connection, [row.id for row in rows])
+    return [AddressRecord(row, targets.get(row.id, [])) for row in rows], int(total)
+
+
+def insert_address(connection: Connection, values: Mapping[str, Any]) -> None:
+    connection.execute(insert(mail_addresses).values(**values))
+
+
+def update_address(connection: Connection, address_id: str, values: Mapping[str, Any]) -> None:
+    connection.execute(update(mail_addresses).where(mail_addresses.c.id == address_id).values(**values))
+
+
+def replace_forward_targets(
+    connection: Connection, address_id: str, targets: Sequence[Mapping[str, Any]]
+) -> None:
+    connection.execute(delete(forward_targets).where(forward_targets.c.address_id == address_id))
+    if targets:
+        connection.execute(
+            insert(forward_targets),
+            [{"address_id": address_id, "position": index, **target} for index, target in enumerate(targets)],
+        )
+
+
+def delete_address(connection: Connection, address_id: str) -> None:
+    connection.execute(delete(mail_addresses).where(mail_addresses.c.id == address_id))
+
+
+def catch_all_of_domain(connection: Connection, domain_id: str) -> str | None:
+    statement = select(mail_addresses.c.id).where(
+        mail_addresses.c.domain_id == domain_id, mail_addresses.c.is_catch_all
+    )
+    return connection.execute(statement).scalar()
+
+
+def address_key_taken(connection: Connection, key: str) -> bool:
+    statement = select(mail_addresses.c.id).where(mail_addresses.c.lookup_key == key)
+    return connection.execute(statement).first() is not None
+
+
+# --- delivery boxes -----------------------------------------------------------------------------------
+
+
+def insert_delivery_box(connection: Connection, values: Mapping[str, Any]) -> None:
+    connection.execute(insert(delivery_boxes).values(**values))
+
+
+def get_delivery_box(connection: Connection, box_id: str) -> Row[Any] | None:
+    return connection.execute(select(delivery_boxes).where(delivery_boxes.c.id == box_id)).first()
+
+
+def list_delivery_boxes(
+    connection: Connection, project_id: str, search: str | None, page: Page
+) -> tuple[list[Row[Any]], int]:
+    c = delivery_boxes.c
+    condition: ColumnElement[bool] = c.project_id == project_id
+    if search:
+        condition = and_(
+            condition, or_(c.id == search, _contains(c.name, search), _contains(c.description, search))
+        )
+    total = connection.execute(select(func.count()).select_from(delivery_boxes).where(condition)).scalar_one()
+    statement = select(delivery_boxes).where(condition).order_by(c.created_at, c.id)
+    rows = connection.execute(statement.limit(page.limit).offset(page.skip)).all()
+    return list(rows), int(total)
+
+
+def update_delivery_box(connection: Connection, box_id: str, values: Mapping[str, Any]) -> None:
+    connection.execute(update(delivery_boxes).where(delivery_boxes.c.id == box_id).values(**values))
+
+
+def delete_delivery_box(connection: Connection, box_id: str) -> None:
+    connection.execute(delete(delivery_boxes).where(delivery_boxes.c.id == box_id))
+
+
+# --- sender rules (project mail settings) -------------------------------------------------------------
+
+
+def sender_rule_lists(connection: Connection, project_id: str) -> dict[str, list[str]]:
+    statement = (
+        select(sender_rules.c.list_kind, sender_rules.c.entry)
+        .where(sender_rules.c.project_id == project_id)
+        .order_by(sender_rules.c.list_kind, sender_rules.c.position)
+    )
+    lists: dict[str, list[str]] = {"blacklist": [], "whitelist": []}
+    for kind, entry in connection.execute(statement):
+        lists[kind].append(entry)
+    return lists
+
+
+def replace_sender_rules(connection: Connection, project_id: str, kind: str, entries: Sequence[str]) -> None:
+    connection.execute(
+        delete(sender_rules).where(sender_rules.c.project_id == project_id, sender_rules.c.list_kind == kind)
+    )
+    if entries:
+        connection.execute(
+            insert(sender_rules),
+            [
+                {"project_id": project_id, "list_kind": kind, "position": index, "entry": entry}
+                for index, entry in enumerate(entries)
+            ],
+        )

@@ -1,0 +1,196 @@
+"""The schema. Fields the mail servers need are plain columns (no JSON blobs), one row per forward target.
+
+Postfix and Dovecot never read these tables directly: they read the lookup views (see the migrations).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+UUID_LENGTH = 36
+ADDRESS_KEY_LENGTH = 320
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone, so it is restored on read)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _timestamp(name: str, *, nullable: bool = False) -> Column[datetime]:
+    return Column(name, UtcDateTime(), nullable=nullable)
+
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(UUID_LENGTH), primary_key=True),
+    Column("short_id", String(8), nullable=False, unique=True),
+    Column("description", Text, nullable=False),
+    Column("customer_id", String(UUID_LENGTH), nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    Index("ix_projects_created_at", "created_at"),
+)
+
+domains = Table(
+    "domains",
+    metadata,
+    Column("id", String(UUID_LENGTH), primary_key=True),
+    Column(
+        "project_id",
+        String(UUID_LENGTH),
+        ForeignKey("projects.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("name_ascii", String(253), nullable=False, unique=True),
+    Column("name_unicode", String(253), nullable=False),
+    _timestamp("created_at"),
+)
+
+mail_addresses = Table(
+    "mail_addresses",
+    metadata,
+    Column("id", String(UUID_LENGTH), primary_key=True),
+    Column("project_id", String(UUID_LENGTH), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("domain_id", String(UUID_LENGTH), ForeignKey("domains.id", ondelete="CASCADE"), nullable=False),
+    Column("address", Text, nullable=False),  # as the customer wrote it
+    Column("local_part", Text, nullable=False),
+    Column("domain_ascii", String(253), nullable=False),
+    Column("domain_unicode", String(253), nullable=False),
+    Column("lookup_key", String(ADDRESS_KEY_LENGTH), nullable=False, unique=True),
+    Column("is_mailbox", Boolean, nullable=False),
+    Column("is_catch_all", Boolean, nullable=False, server_default=text("false")),
+    Column("receiving_disabled", Boolean, nullable=False, server_default=text("false")),
+    # Mailbox columns (NULL for forwarding addresses). The storage is named by `id`, never by address.
+    Column("mailbox_name", String(32), unique=True),
+    Column("password_hash", Text),
+    _timestamp("password_updated_at", nullable=True),
+    Column("quota_bytes", BigInteger),
+    Column("sending_enabled", Boolean),
+    Column("spam_active", Boolean),
+    Column("spam_folder", String(8)),
+    Column("spam_min_score", Integer),
+    Column("spam_auto_delete", Boolean),
+    Column("rate_limit_id", String(UUID_LENGTH)),
+    Column("rate_limit_request_id", String(UUID_LENGTH)),
+    Column("usage_bytes", BigInteger, nullable=False, server_default=text("0")),
+    _timestamp("usage_updated_at"),
+    Column("autoresponder_active", Boolean, nullable=False, server_default=text("false")),
+    Column("autoresponder_message", Text),
+    _timestamp("autoresponder_starts_at", nullable=True),
+    _timestamp("autoresponder_expires_at", nullable=True),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    Index("ix_mail_addresses_project_order", "project_id", "domain_ascii", "local_part"),
+    Index("ix_mail_addresses_domain_id", "domain_id"),
+    Index(
+        "uq_mail_addresses_catch_all",
+        "domain_id",
+        unique=True,
+        sqlite_where=text("is_catch_all"),
+        postgresql_where=text("is_catch_all"),
+    ),
+)
+
+forward_targets = Table(
+    "forward_targets",
+    metadata,
+    Column(
+        "address_id",
+        String(UUID_LENGTH),
+        ForeignKey("mail_addresses.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True),
+    Column("target", Text, nullable=False),  # as the customer wrote it
+    Column("target_key", String(ADDRESS_KEY_LENGTH), nullable=False),
+    Column("target_route", Text, nullable=False),  # local part @ A-label domain, what Postfix relays to
+    Index("uq_forward_targets_address_target", "address_id", "target_key", unique=True),
+    Index("ix_forward_targets_target_key", "target_key"),
+)
+
+delivery_boxes = Table(
+    "delivery_boxes",
+    metadata,
+    Column("id", String(UUID_LENGTH), primary_key=True),
+    Column(
+        "project_id",
+        String(UUID_LENGTH),
+        ForeignKey("projects.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("name", String(32), nullable=False, unique=True),
+    Column("description", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    _timestamp("password_updated_at"),
+    Column("authentication_enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("sending_enabled", Boolean, nullable=False, server_default=text("true")),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+)
+
+sender_rules = Table(
+    "sender_rules",
+    metadata,
+    Column(
+        "project_id", String(UUID_LENGTH), ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("list_kind", String(9), primary_key=True),  # "blacklist" or "whitelist"
+    Column("position", Integer, primary_key=True),
+    Column("entry", String(254), nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(UUID_LENGTH), primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("project_id", String(UUID_LENGTH), ForeignKey("projects.id", ondelete="CASCADE")),
+    Column("is_admin", Boolean, nullable=False),
+    Column("read_only", Boolean, nullable=False),
+    _timestamp("created_at"),
+)

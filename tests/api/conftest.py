@@ -1,0 +1,146 @@
+"""A real Postwerk API server on a loopback port for each database, and a client that checks every
+response against the official spec."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+
+from postwerk.api.app import create_app
+from postwerk.domain.rate_limits import RateLimitCatalogue
+from postwerk.service import Context
+from postwerk.service import projects as project_service
+from postwerk.store.repository import Database
+from tests.api.spec import SpecValidator
+
+SERVER_START_TIMEOUT = 15.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    context: Context
+    admin_token: str
+    backend: str
+
+
+@pytest.fixture(scope="session")
+def live_server(engine: Engine) -> Iterator[LiveServer]:
+    context = Context(Database(engine), RateLimitCatalogue.from_values([100, 500, 1000, 5000], 500))
+    app = create_app(context, max_request_bytes=1024 * 1024)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test API server did not start")
+        time.sleep(0.02)
+    token = project_service.create_token(context, admin=True, project_reference=None, read_only=False)
+    yield LiveServer(f"http://127.0.0.1:{port}", context, token, engine.dialect.name)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def validator(live_server: LiveServer, spec_path: Path) -> SpecValidator:
+    document = httpx.get(f"{live_server.base_url}/v2/openapi.json", timeout=10).json()
+    return SpecValidator.load(spec_path, document)
+
+
+class Api:
+    """httpx with a token; every response is checked against the official schema of its operation."""
+
+    def __init__(self, server: LiveServer, validator: SpecValidator, token: str | None) -> None:
+        self.server = server
+        self.validator = validator
+        headers = {"x-access-token": token} if token else {}
+        self.client = httpx.Client(base_url=server.base_url, headers=headers, timeout=30)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self.client.request(method, path, **kwargs)
+        self.validator.validate(method, response.request.url.path, response.status_code, response.content,
+                                response.headers)
+        return response
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kwargs)
+
+
+@dataclass
+class Tenant:
+    """A project with its own domains and a token for it."""
+
+    project_id: str
+    short_id: str
+    domain: str
+    idn_domain: str
+    api: Api
+    token: str
+
+
+@pytest.fixture
+def admin_api(live_server: LiveServer, validator: SpecValidator) -> Iterator[Api]:
+    api = Api(live_server, validator, live_server.admin_token)
+    yield api
+    api.client.close()
+
+
+def make_tenant(live_server: LiveServer, validator: SpecValidator, *, read_only: bool = False) -> Tenant:
+    context = live_server.context
+    project_id, short_id = project_service.create_project(context, "test project")
+    suffix = short_id.removeprefix("p-")
+    domain = f"{suffix}.example.org"
+    idn_domain = f"пошта-{suffix}.укр"
+    project_service.add_domain(context, domain, project_id)
+    project_service.add_domain(context, idn_domain, project_id)
+    token = project_service.create_token(context, admin=False, project_reference=project_id, read_only=read_only)
+    return Tenant(project_id, short_id, domain, idn_domain, Api(live_server, validator, token), token)
+
+
+@pytest.fixture
+def tenant(live_server: LiveServer, validator: SpecValidator) -> Iterator[Tenant]:
+    created = make_tenant(live_server, validator)
+    yield created
+    created.api.client.close()
+
+
+@pytest.fixture
+def other_tenant(live_server: LiveServer, validator: SpecValidator) -> Iterator[Tenant]:
+    created = make_tenant(live_server, validator)
+    yield created
+    created.api.client.close()
+
+
+def mailbox_body(address: str, password: str = "correct horse battery", **extra: Any) -> dict[str, Any]:
+    return {"address": address, "isCatchAll": False,
+            "mailbox": {"password": password, "quotaInBytes": 2 * 1024**3, "enableSpamProtection": True}, **extra}
