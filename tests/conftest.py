@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -74,3 +76,51 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         sqlite_engine.dispose()
     else:
         yield from _postgres_engine()
+
+
+# --- no secret in any log line ---------------------------------------------------------------------------
+
+PASSWORDS_SENT: set[str] = set()
+_LOG_LINES: list[str] = []
+
+
+class _CollectEverything(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _LOG_LINES.append(self.format(record))
+        except Exception:  # a record that cannot be formatted cannot leak either
+            pass
+
+
+def remember_passwords(body: bytes) -> None:
+    """Collect every `password` value of a JSON request body (called by the test server for all traffic)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key == "password" and isinstance(value, str) and len(value) >= 8:
+                    PASSWORDS_SENT.add(value)
+                stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_password_in_any_log_line() -> Iterator[None]:
+    """The whole suite runs with logging at DEBUG; afterwards no password it sent may appear in any line."""
+    handler = _CollectEverything(level=logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(handler)
+    root.setLevel(previous)
+    leaked = sorted(p for p in PASSWORDS_SENT if any(p in line for line in _LOG_LINES))
+    assert not leaked, f"{len(leaked)} password(s) appeared in log lines"

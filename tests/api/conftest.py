@@ -15,6 +15,7 @@ import httpx
 import pytest
 import uvicorn
 from sqlalchemy import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postwerk.api.app import create_app
 from postwerk.domain.rate_limits import RateLimitCatalogue
@@ -22,6 +23,7 @@ from postwerk.service import Context
 from postwerk.service import projects as project_service
 from postwerk.store.repository import Database
 from tests.api.spec import SpecValidator
+from tests.conftest import remember_passwords
 
 SERVER_START_TIMEOUT = 15.0
 
@@ -40,12 +42,32 @@ class LiveServer:
     backend: str
 
 
+class PasswordRecorder:
+    """Wraps the app under test to learn every password the suite sends (see `no_password_in_any_log_line`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+
+        async def recording_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    remember_passwords(b"".join(chunks))
+            return message
+
+        await self.app(scope, recording_receive if scope["type"] == "http" else receive, send)
+
+
 @pytest.fixture(scope="session")
 def live_server(engine: Engine) -> Iterator[LiveServer]:
     context = Context(Database(engine), RateLimitCatalogue.from_values([100, 500, 1000, 5000], 500))
-    app = create_app(context, max_request_bytes=1024 * 1024)
+    app = PasswordRecorder(create_app(context, max_request_bytes=1024 * 1024))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="debug"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + SERVER_START_TIMEOUT
@@ -76,8 +98,9 @@ class Api:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self.client.request(method, path, **kwargs)
-        self.validator.validate(method, response.request.url.path, response.status_code, response.content,
-                                response.headers)
+        self.validator.validate(
+            method, response.request.url.path, response.status_code, response.content, response.headers
+        )
         return response
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
@@ -123,7 +146,9 @@ def make_tenant(live_server: LiveServer, validator: SpecValidator, *, read_only:
     idn_domain = f"пошта-{suffix}.укр"
     project_service.add_domain(context, domain, project_id)
     project_service.add_domain(context, idn_domain, project_id)
-    token = project_service.create_token(context, admin=False, project_reference=project_id, read_only=read_only)
+    token = project_service.create_token(
+        context, admin=False, project_reference=project_id, read_only=read_only
+    )
     return Tenant(project_id, short_id, domain, idn_domain, Api(live_server, validator, token), token)
 
 
@@ -142,5 +167,9 @@ def other_tenant(live_server: LiveServer, validator: SpecValidator) -> Iterator[
 
 
 def mailbox_body(address: str, password: str = "correct horse battery", **extra: Any) -> dict[str, Any]:
-    return {"address": address, "isCatchAll": False,
-            "mailbox": {"password": password, "quotaInBytes": 2 * 1024**3, "enableSpamProtection": True}, **extra}
+    return {
+        "address": address,
+        "isCatchAll": False,
+        "mailbox": {"password": password, "quotaInBytes": 2 * 1024**3, "enableSpamProtection": True},
+        **extra,
+    }

@@ -1,7 +1,7 @@
 """Mail addresses: parsing as `idn-email`, IDN normalisation, and the one key that makes them unique.
 
 The lookup key is the single identity of an address on the installation: the NFC-normalised, case-folded
-local part, `@`, and the lowercase A-label domain (IDNA 2008 with UTS 46 mapping, non-transitional, so
+(and NFC again) local part, `@`, and the lowercase A-label domain (IDNA 2008 with UTS 46 mapping, non-transitional, so
 `faß.de` stays `xn--fa-hia.de`). The address itself is kept as the customer wrote it.
 """
 
@@ -17,6 +17,7 @@ from postwerk.domain.errors import ValidationFailed
 from postwerk.domain.text import require_safe_text
 
 MAX_ADDRESS_LENGTH = 254
+MAX_LOCAL_PART_OCTETS = 64
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,10 @@ class MailAddress:
 
 
 def lookup_key(local_part: str, ascii_domain: str) -> str:
-    return f"{unicodedata.normalize('NFC', local_part).casefold()}@{ascii_domain.lower()}"
+    # NFC, then casefold; then NFC once more, because case folding can decompose (`ΐ` and `Ϊ́` fold to
+    # the same letters in different forms): every spelling a reader sees as equal gets the same key.
+    folded = unicodedata.normalize("NFC", local_part).casefold()
+    return f"{unicodedata.normalize('NFC', folded)}@{ascii_domain.lower()}"
 
 
 def parse_domain(text: str, path: str = ".domain") -> DomainName:
@@ -84,6 +88,13 @@ def parse_address(text: str, path: str = ".address") -> MailAddress:
             path, f'must match format "idn-email": {error}', "format", format="idn-email"
         ) from None
     local_part = text.rsplit("@", 1)[0]
+    if len(local_part.encode()) > MAX_LOCAL_PART_OCTETS:
+        raise ValidationFailed.at(
+            path,
+            f"the part before @ must not be longer than {MAX_LOCAL_PART_OCTETS} octets (RFC 5321)",
+            "maxLength",
+            limit=str(MAX_LOCAL_PART_OCTETS),
+        )
     domain = parse_domain(validated.domain, path)
     if len(local_part.encode()) + 1 + len(domain.ascii) > MAX_ADDRESS_LENGTH:
         raise ValidationFailed.at(

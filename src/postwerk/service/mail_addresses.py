@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
@@ -32,7 +32,7 @@ from postwerk.store.repository import AddressFilter, AddressRecord, Page, Sortin
 
 @dataclass(frozen=True)
 class NewMailbox:
-    password: str
+    password: str = field(repr=False)  # never in a log line or a traceback
     quota_in_bytes: int
     enable_spam_protection: bool = True
 

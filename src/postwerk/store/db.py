@@ -49,6 +49,7 @@ def _begin_sqlite(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+# hide_parameters: statement parameters (password hashes among them) never reach logs or error messages.
 def create_db_engine(url: str, *, pool_size: int = 20, connect_args: dict[str, Any] | None = None) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
@@ -59,13 +60,19 @@ def create_db_engine(url: str, *, pool_size: int = 20, connect_args: dict[str, A
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
+            hide_parameters=True,
             connect_args={"check_same_thread": False, **(connect_args or {})},
         )
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_sqlite)
         return engine
     return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args or {}
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args=connect_args or {},
     )
 
 

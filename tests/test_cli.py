@@ -1,0 +1,99 @@
+"""The `postwerk` command as a provider uses it: real processes on a real data folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.api.conftest import free_port
+
+TIMEOUT = 60
+
+
+def postwerk(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "POSTWERK_DATA_DIR": str(data_dir)}
+    env.pop("POSTWERK_DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "postwerk.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_admin_commands(tmp_path: Path) -> None:
+    created = json.loads(postwerk(tmp_path, "project", "create", "--description", "Shop", "--json").stdout)
+    assert created["shortId"].startswith("p-") and len(created["id"]) == 36
+    added = json.loads(
+        postwerk(
+            tmp_path, "domain", "add", "Bücher.Example", "--project", created["shortId"], "--json"
+        ).stdout
+    )
+    assert added == {"domain": "bücher.example", "ascii": "xn--bcher-kva.example"}
+    again = postwerk(tmp_path, "domain", "add", "xn--bcher-kva.example", "--project", created["id"], "--json")
+    assert json.loads(again.stdout)["ascii"] == "xn--bcher-kva.example"
+    other = json.loads(postwerk(tmp_path, "project", "create", "--description", "Other", "--json").stdout)
+    taken = postwerk(tmp_path, "domain", "add", "bücher.example", "--project", other["id"], check=False)
+    assert taken.returncode == 1 and "another project" in taken.stderr
+    token = json.loads(
+        postwerk(tmp_path, "token", "create", "--project", created["id"], "--read-only", "--json").stdout
+    )["token"]
+    assert len(token) > 40
+    listed = json.loads(postwerk(tmp_path, "domain", "list", "--json").stdout)
+    assert [item["ascii"] for item in listed] == ["xn--bcher-kva.example"]
+    postwerk(tmp_path, "domain", "remove", "bücher.example")
+    postwerk(tmp_path, "project", "delete", created["id"])
+    missing = postwerk(tmp_path, "project", "delete", created["id"], check=False)
+    assert missing.returncode == 1
+    assert postwerk(tmp_path, "db", "upgrade").returncode == 0
+    bad = postwerk(tmp_path, "domain", "add", "not a domain", "--project", other["id"], check=False)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+
+
+def test_serve_first_start_writes_an_owner_only_token_file(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "POSTWERK_DATA_DIR": str(tmp_path / "data")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "postwerk.cli", "serve", "--api", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        token_file = tmp_path / "data" / "admin-token"
+        deadline = time.monotonic() + TIMEOUT
+        response = None
+        while time.monotonic() < deadline:
+            if token_file.exists():
+                try:
+                    token = token_file.read_text().strip()
+                    response = httpx.get(
+                        f"http://127.0.0.1:{port}/v2/projects", headers={"x-access-token": token}, timeout=5
+                    )
+                    break
+                except httpx.TransportError:
+                    pass
+            assert process.poll() is None, "postwerk serve exited"
+            time.sleep(0.1)
+        assert response is not None and response.status_code == 200
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        assert (tmp_path / "data" / "postwerk.db").exists()
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=TIMEOUT)
+    assert str(token_file) in output or "admin-token" in output
+    assert token not in output
