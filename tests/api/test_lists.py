@@ -37,7 +37,7 @@ def test_pagination_headers_and_paging(tenant: Tenant) -> None:
     assert headers["x-pagination-limit"] == "10000"
     assert headers["x-pagination-skip"] == "0"
     assert headers["x-pagination-page"] == "0"
-    assert names == ["alice", "bob", "carol", "zed"] or names[:3] == ["alice", "bob", "carol"]
+    assert [name for name in names if name != "zed"] == ["alice", "bob", "carol"]  # zed: the IDN domain
     first, _ = addresses(tenant.api, url, limit=2)
     second, headers = addresses(tenant.api, url, limit=2, page=1)
     assert headers["x-pagination-skip"] == "2" and headers["x-pagination-page"] == "1"

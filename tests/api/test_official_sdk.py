@@ -248,6 +248,13 @@ def test_mail_address_create_read_every_update_and_delete(sdk: AuthenticatedClie
     assert forward.forward_addresses == ["a@elsewhere.example"]
     assert isinstance(forward.mailbox, Unset)
 
+    # a mailbox that keeps a copy and forwards, without spam protection
+    copy_body = mailbox(f"copy@{tenant.domain}", spam=False)
+    copy_body.forward_addresses = ["z@elsewhere.example"]
+    copy = get(sdk, create(sdk, tenant.project_id, copy_body))
+    assert copy.forward_addresses == ["z@elsewhere.example"]
+    assert box_of(copy).spam_protection.active is False
+
     # address
     expect_no_content(
         mail_update_mail_address_address.sync_detailed(
@@ -257,7 +264,9 @@ def test_mail_address_create_read_every_update_and_delete(sdk: AuthenticatedClie
     assert get(sdk, mailbox_id).address == f"hello@{tenant.domain}"
 
     # autoresponder on, with a period
-    starts = datetime.datetime(2030, 1, 1, 8, 0, tzinfo=datetime.UTC)
+    starts = datetime.datetime(
+        2030, 1, 1, 10, 0, 0, 250000, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
+    )
     expires = datetime.datetime(2030, 1, 8, 18, 30, tzinfo=datetime.UTC)
     expect_no_content(
         mail_update_mail_address_autoresponder.sync_detailed(
@@ -504,6 +513,7 @@ def get_box(client: AuthenticatedClient, box_id: uuid.UUID) -> DeMittwaldV1MailD
 
 def test_delivery_boxes(sdk: AuthenticatedClient, tenant: Tenant) -> None:
     ids: dict[str, uuid.UUID] = {}
+    response: Response[Any]
     for description in ("newsletter", "billing"):
         response = mail_create_deliverybox.sync_detailed(
             tenant.project_id,
@@ -657,7 +667,7 @@ def test_error_answers_parse(
     sdk: AuthenticatedClient, other_sdk: AuthenticatedClient, tenant: Tenant, other_tenant: Tenant
 ) -> None:
     # 400: validation errors, with JS property paths
-    response = mail_create_mail_address.sync_detailed(
+    response: Response[Any] = mail_create_mail_address.sync_detailed(
         tenant.project_id, client=sdk, body=mailbox(f"small@{tenant.domain}", quota=1000)
     )
     expect_validation_error(response, ".mailbox.quotaInBytes", "minimum")
@@ -674,6 +684,17 @@ def test_error_answers_parse(
         address_id, client=sdk, body=MailUpdateMailAddressPasswordBody(password="short")
     )
     expect_validation_error(response, ".password", "minLength")
+    forward_id = create(
+        sdk,
+        tenant.project_id,
+        DeMittwaldV1MailCreateForwardAddress(
+            address=f"fw@{tenant.domain}", forward_addresses=["a@b.example"]
+        ),
+    )
+    response = mail_update_mail_address_quota.sync_detailed(
+        forward_id, client=sdk, body=MailUpdateMailAddressQuotaBody(quota_in_bytes=-1)
+    )
+    expect_validation_error(response, ".quotaInBytes")  # a forward address has no mailbox
     response = mail_create_deliverybox.sync_detailed(
         tenant.project_id, client=sdk, body=MailCreateDeliveryboxBody(description="x", password="short")
     )
@@ -763,6 +784,10 @@ def test_error_answers_parse(
         expect_error(response, 409, "Conflict")
     response = mail_create_mail_address.sync_detailed(
         other_tenant.project_id, client=other_sdk, body=mailbox(f"theirs@{other_tenant.domain}")
+    )
+    expect_error(response, 409, "Conflict")
+    response = mail_update_mail_address_address.sync_detailed(
+        forward_id, client=sdk, body=MailUpdateMailAddressAddressBody(address=f"Mine@{tenant.domain}")
     )
     expect_error(response, 409, "Conflict")
     first_catch_all = create(sdk, tenant.project_id, mailbox(f"all@{tenant.domain}"))

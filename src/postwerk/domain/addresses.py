@@ -1,8 +1,8 @@
 """Mail addresses: parsing as `idn-email`, IDN normalisation, and the one key that makes them unique.
 
 The lookup key is the single identity of an address on the installation: the NFC-normalised, case-folded
-(and NFC again) local part, `@`, and the lowercase A-label domain (IDNA 2008 with UTS 46 mapping, non-transitional, so
-`faß.de` stays `xn--fa-hia.de`). The address itself is kept as the customer wrote it.
+(and NFC again) local part, `@`, and the lowercase A-label domain (IDNA 2008 with UTS 46 mapping,
+non-transitional, so `faß.de` stays `xn--fa-hia.de`). The address itself is kept as the customer wrote it.
 """
 
 from __future__ import annotations
@@ -104,3 +104,20 @@ def parse_address(text: str, path: str = ".address") -> MailAddress:
             limit=str(MAX_ADDRESS_LENGTH),
         )
     return MailAddress(written=text, local_part=local_part, domain=domain)
+
+
+def search_text(address: MailAddress, mailbox_name: str | None) -> str:
+    """What a partial-match search over an address looks at: the address as written, its Unicode and
+    A-label forms and the mailbox name, case-folded so one index serves case-blind searches."""
+    forms = (
+        address.written,
+        f"{address.local_part}@{address.domain.unicode}",
+        address.lookup_key,
+        mailbox_name or "",
+    )
+    return unicodedata.normalize("NFC", " ".join(forms).casefold())
+
+
+def search_pattern(term: str) -> str:
+    """A search term folded the way `search_text` is."""
+    return unicodedata.normalize("NFC", term.casefold())

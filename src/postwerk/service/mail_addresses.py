@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from postwerk.domain.addresses import MailAddress, parse_address
+from postwerk.domain.addresses import MailAddress, parse_address, search_pattern, search_text
 from postwerk.domain.errors import Conflict, NotFound, ValidationFailed
 from postwerk.domain.forwarding import parse_forward_targets
 from postwerk.domain.hosting import check_domain_assigned
@@ -45,13 +45,17 @@ class NewAddress:
     mailbox: NewMailbox | None = None
 
 
+_NO_MAILBOX = "this is a forwarding address, which has no mailbox"
+
+
 def _target_rows(targets: Sequence[MailAddress]) -> list[dict[str, str]]:
     return [{"target": t.written, "target_key": t.lookup_key, "target_route": t.ascii_route} for t in targets]
 
 
-def _address_columns(address: MailAddress, domain_id: str) -> dict[str, Any]:
+def _address_columns(address: MailAddress, domain_id: str, mailbox_name: str | None) -> dict[str, Any]:
     return {
         "address": address.written,
+        "search_text": search_text(address, mailbox_name),
         "local_part": address.local_part,
         "domain_ascii": address.domain.ascii,
         "domain_unicode": address.domain.unicode,
@@ -121,7 +125,7 @@ def create(ctx: Context, scope: TokenScope, project_reference: str, request: New
                 {
                     "id": address_id,
                     "project_id": project.id,
-                    **_address_columns(address, domain_id),
+                    **_address_columns(address, domain_id, mailbox_columns.get("mailbox_name")),
                     "is_mailbox": request.mailbox is not None,
                     "is_catch_all": request.is_catch_all,
                     "usage_updated_at": timestamp,
@@ -163,7 +167,7 @@ def list_for_project(
             project_ids: Sequence[str] | None = [visible_project(connection, scope, project_reference).id]
         else:
             project_ids = None if scope.is_admin else [scope.project_id or ""]
-        search_key = address_filter.search.casefold() if address_filter.search else None
+        search_key = search_pattern(address_filter.search) if address_filter.search else None
         effective = AddressFilter(
             **{**address_filter.__dict__, "project_ids": project_ids, "search_key": search_key}
         )
@@ -189,9 +193,7 @@ def _update(
     with ctx.db.write() as connection:
         record = _visible(connection, scope, address_id)
         if mailbox_only is not None and not record.row.is_mailbox:
-            raise ValidationFailed.at(
-                mailbox_only, "this is a forwarding address, which has no mailbox", "mailbox"
-            )
+            raise ValidationFailed.at(mailbox_only, _NO_MAILBOX, "required", missingProperty="mailbox")
         repo.update_address(connection, address_id, {**values, "updated_at": now()})
         return record
 
@@ -202,24 +204,20 @@ def change_address(ctx: Context, scope: TokenScope, address_id: str, new_address
     try:
         with ctx.db.write() as connection:
             record = _visible(connection, scope, address_id)
-            if address.lookup_key == record.row.lookup_key:
-                if address.written != record.row.address:  # only the spelling changes
-                    repo.update_address(
-                        connection, address_id, {"address": address.written, "updated_at": now()}
-                    )
-                return
-            if address.lookup_key in {parse_address(target).lookup_key for target in record.targets}:
-                raise ValidationFailed.at(".address", "an address cannot forward to itself", "not")
-            domain_id = _claim_address(
-                connection,
-                address,
-                record.row.project_id,
-                catch_all=record.row.is_catch_all,
-                own_id=address_id,
-            )
-            repo.update_address(
-                connection, address_id, {**_address_columns(address, domain_id), "updated_at": now()}
-            )
+            if address.lookup_key == record.row.lookup_key:  # only the spelling changes
+                domain_id = record.row.domain_id
+            else:
+                if address.lookup_key in {parse_address(target).lookup_key for target in record.targets}:
+                    raise ValidationFailed.at(".address", "an address cannot forward to itself", "not")
+                domain_id = _claim_address(
+                    connection,
+                    address,
+                    record.row.project_id,
+                    catch_all=record.row.is_catch_all,
+                    own_id=address_id,
+                )
+            columns = _address_columns(address, domain_id, record.row.mailbox_name)
+            repo.update_address(connection, address_id, {**columns, "updated_at": now()})
     except IntegrityError as error:
         raise _unique_conflict(error, f"the address {address.written} is already in use") from None
 
@@ -253,9 +251,7 @@ def set_password(ctx: Context, scope: TokenScope, address_id: str, password: str
     with ctx.db.read() as connection:
         record = _visible(connection, scope, address_id)
     if not record.row.is_mailbox:
-        raise ValidationFailed.at(
-            ".password", "this is a forwarding address, which has no mailbox", "mailbox"
-        )
+        raise ValidationFailed.at(".password", _NO_MAILBOX, "required", missingProperty="mailbox")
     check_password_rules(password, ".password", address=record.row.address, local_part=record.row.local_part)
     hashed = hash_password(password)
     timestamp = now()

@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     true,
@@ -79,13 +80,30 @@ class Sorting:
 
 
 def _ordered(statement: Any, table: Any, sorting: Sequence[Sorting]) -> Any:
-    clauses = [table.c[s.column].desc() if s.descending else table.c[s.column].asc() for s in sorting]
+    # Forwarding addresses have no mailbox values: they sort last either way, alike on both databases.
+    clauses = [
+        (table.c[s.column].desc() if s.descending else table.c[s.column].asc()).nulls_last() for s in sorting
+    ]
     return statement.order_by(*clauses, table.c.id.asc())
 
 
-def _contains(column: Any, term: str) -> ColumnElement[bool]:
+def _pattern(term: str) -> str:
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.ilike(f"%{escaped}%", escape="\\")  # type: ignore[no-any-return]
+    return f"%{escaped}%"
+
+
+def _contains(column: Any, term: str) -> ColumnElement[bool]:
+    return column.ilike(_pattern(term), escape="\\")  # type: ignore[no-any-return]
+
+
+def _search_text_contains(term: str, *, use_trigram_index: bool) -> ColumnElement[bool]:
+    """`search_text` is folded already, so LIKE suffices. Within one project the project index finds the
+    few candidate rows faster than the trigram index finds every match across the installation, so there
+    the column is wrapped in an expression the trigram index cannot serve."""
+    column: Any = mail_addresses.c.search_text
+    if not use_trigram_index:
+        column = column + literal_column("''")
+    return column.like(_pattern(term), escape="\\")  # type: ignore[no-any-return]
 
 
 # --- projects -----------------------------------------------------------------------------------------
@@ -176,7 +194,9 @@ def any_token(connection: Connection) -> bool:
 class AddressFilter:
     project_ids: Sequence[str] | None  # None: every project
     search: str | None = None
-    search_key: str | None = None  # the search term case-folded, to match lookup keys
+    search_key: str | None = (
+        None  # the search term folded like `search_text` (domain.addresses.search_pattern)
+    )
     forward_address: bool | None = None
     catch_all: bool | None = None
     auto_responder: bool | None = None
@@ -192,14 +212,10 @@ class AddressFilter:
                 else c.project_id == self.project_ids[0]
             )
         if self.search:
-            matches = [
-                c.id == self.search,
-                _contains(c.address, self.search),
-                _contains(c.mailbox_name, self.search),
-            ]
-            if self.search_key:
-                matches.append(_contains(c.lookup_key, self.search_key))
-            parts.append(or_(*matches))
+            matches_text = _search_text_contains(
+                self.search_key or self.search, use_trigram_index=self.project_ids is None
+            )
+            parts.append(or_(c.id == self.search, matches_text))
         if self.forward_address is not None:
             parts.append(c.is_mailbox == (not self.forward_address))
         if self.catch_all is not None:

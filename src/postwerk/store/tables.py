@@ -101,6 +101,9 @@ mail_addresses = Table(
     Column("domain_ascii", String(253), nullable=False),
     Column("domain_unicode", String(253), nullable=False),
     Column("lookup_key", String(ADDRESS_KEY_LENGTH), nullable=False, unique=True),
+    Column(
+        "search_text", Text, nullable=False, server_default=text("''")
+    ),  # see domain.addresses.search_text
     Column("is_mailbox", Boolean, nullable=False),
     Column("is_catch_all", Boolean, nullable=False, server_default=text("false")),
     Column("receiving_disabled", Boolean, nullable=False, server_default=text("false")),

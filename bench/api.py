@@ -1,0 +1,578 @@
+"""HTTP API throughput of Postwerk on SQLite and on PostgreSQL, against the framework's floor.
+
+For each database the script seeds data through the service layer, starts the real app (the one
+`postwerk.api.app.create_app` returns, plus one constant-JSON route) under uvicorn in a separate process on a
+free 127.0.0.1 port, and drives it with wrk at 32 connections:
+
+  floor   GET a constant JSON object (a plain `def` endpoint returning `json_response`, no auth, no database)
+  get     GET /v2/mail-addresses/{id}                     (project token)
+  list    GET /v2/projects/{id}/mail-addresses            (a project with exactly 100 mailboxes)
+  create  POST /v2/projects/{id}/mail-addresses           (a new mailbox with a password each time)
+
+Create is bound by Argon2id by design, so it is compared with the rate of bare `hash_password` calls on 40
+threads (the size of the thread pool FastAPI runs sync endpoints in).
+
+    .venv/bin/python bench/api.py            # full run (about three minutes)
+    .venv/bin/python bench/api.py --quick    # short run
+
+Exit code 0 whatever the figures; non-zero only when the benchmark itself fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from sqlalchemy import text
+from starlette.responses import Response
+
+from postwerk.api.responses import json_response
+from postwerk.api.routing import add_route
+from postwerk.bootstrap import build_context
+from postwerk.domain.passwords import hash_password
+from postwerk.service import Context
+from postwerk.service import mail_addresses as address_service
+from postwerk.service import projects as project_service
+from postwerk.settings import Settings
+from postwerk.store.db import create_db_engine
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+HOST = "127.0.0.1"
+CONNECTIONS = 32
+WRK_THREADS = 2
+SERVER_THREADS = 40  # anyio's default thread limiter: FastAPI runs sync endpoints and dependencies there
+LIST_SIZE = 100
+FLOOR_PATH = "/bench/floor"
+FLOOR_BODY = {"ok": True, "service": "postwerk", "version": 2}
+PASSWORD = "bench password 4711"
+QUOTA = 2 * 1024**3
+SERVER_START_TIMEOUT = 60.0
+SERVER_STOP_TIMEOUT = 15.0
+HTTP_TIMEOUT = 10.0
+WRK_SLACK = 60.0  # on top of the wrk duration, before its run counts as hung
+
+TARGETS = {"get/floor": 0.6, "list/floor": 0.3, "create/hash": 0.8}
+
+
+class BenchError(Exception):
+    """The benchmark itself failed (not a missed target)."""
+
+
+@dataclass(frozen=True)
+class Durations:
+    warmup: float
+    measure: float
+    hashing: float
+
+
+FULL = Durations(warmup=2.0, measure=10.0, hashing=6.0)
+QUICK = Durations(warmup=1.0, measure=3.0, hashing=2.0)
+
+
+# --- the server process --------------------------------------------------------------------------------
+
+
+def bench_floor() -> Response:
+    return json_response(FLOOR_BODY)
+
+
+def serve(settings: Settings, port: int) -> None:
+    """Run in a separate (spawned) process: the production app plus the floor route, under uvicorn."""
+    import uvicorn
+
+    from postwerk.api.app import create_app
+
+    context = build_context(settings, migrate=False)
+    app = create_app(context, max_request_bytes=settings.max_request_bytes)
+    # Declared exactly as Postwerk declares its own handlers, on the same app and router.
+    add_route(
+        app.router,
+        "GET",
+        FLOOR_PATH,
+        bench_floor,
+        operation_id="bench-floor",
+        status=200,
+        summary="Benchmark floor: a constant JSON object.",
+        tags=["Benchmark"],
+    )
+    uvicorn.run(
+        app,
+        host=HOST,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(url: str, token: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers={"x-access-token": token} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
+            return int(response.status), dict(response.headers.items()), response.read()
+    except urllib.error.HTTPError as error:
+        return int(error.code), dict(error.headers.items()), error.read()
+
+
+@contextmanager
+def running_server(settings: Settings) -> Iterator[str]:
+    """The server in its own process; yields its base URL and always stops it."""
+    port = free_port()
+    process = multiprocessing.get_context("spawn").Process(
+        target=serve, args=(settings, port), name="postwerk-bench-server", daemon=True
+    )
+    process.start()
+    base = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if not process.is_alive():
+                raise BenchError(f"the server process exited with code {process.exitcode}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"the server did not answer within {SERVER_START_TIMEOUT:.0f} s")
+            try:
+                if http_get(base + FLOOR_PATH)[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        yield base
+    finally:
+        if process.is_alive():
+            process.terminate()  # SIGTERM: uvicorn shuts down gracefully
+            process.join(SERVER_STOP_TIMEOUT)
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+
+
+# --- databases -----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def sqlite_settings() -> Iterator[Settings]:
+    with tempfile.TemporaryDirectory(prefix="postwerk-bench-") as folder:
+        yield Settings(data_dir=Path(folder))
+
+
+@contextmanager
+def postgres_settings(url: str) -> Iterator[Settings]:
+    """A fresh schema for this run, dropped afterwards even on errors."""
+    schema = f"pw_bench_{secrets.token_hex(4)}"
+    admin = create_db_engine(url, pool_size=1, connect_args={"connect_timeout": 10})
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as error:
+        admin.dispose()
+        raise BenchError(f"no usable PostgreSQL at {url}: {type(error).__name__}: {error}") from error
+    separator = "&" if "?" in url else "?"
+    try:
+        with tempfile.TemporaryDirectory(prefix="postwerk-bench-") as folder:
+            yield Settings(
+                data_dir=Path(folder),
+                database_url=f"{url}{separator}options=-csearch_path%3D{schema}",
+            )
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text("SET LOCAL lock_timeout = '15s'"))
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+# --- seeding (service layer, not HTTP) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seed:
+    list_project: str
+    list_token: str
+    address_id: str
+    create_project: str
+    create_token: str
+    create_domain: str
+
+
+def _project(context: Context, name: str) -> tuple[str, str, str]:
+    project_id, short_id = project_service.create_project(context, f"benchmark: {name}")
+    domain = f"{name}-{short_id.removeprefix('p-')}.example.org"
+    project_service.add_domain(context, domain, project_id)
+    token = project_service.create_token(context, admin=False, project_reference=project_id, read_only=False)
+    return project_id, domain, token
+
+
+def seed(settings: Settings) -> Seed:
+    context = build_context(settings)  # runs the migrations
+    try:
+        list_project, list_domain, list_token = _project(context, "list")
+        scope = project_service.authenticate(context, list_token)
+
+        def create(index: int) -> str:
+            request = address_service.NewAddress(
+                address=f"user{index:03d}@{list_domain}",
+                mailbox=address_service.NewMailbox(password=PASSWORD, quota_in_bytes=QUOTA),
+            )
+            return address_service.create(context, scope, list_project, request)
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            ids = list(pool.map(create, range(LIST_SIZE)))
+        create_project, create_domain, create_token = _project(context, "create")
+        return Seed(list_project, list_token, ids[0], create_project, create_token, create_domain)
+    finally:
+        context.db.engine.dispose()
+
+
+def check_seed(base: str, data: Seed) -> None:
+    """The routes answer as the measurements assume before any of them is timed."""
+    status, _, body = http_get(f"{base}/v2/mail-addresses/{data.address_id}", data.list_token)
+    if status != 200 or json.loads(body).get("id") != data.address_id:
+        raise BenchError(f"GET one address answered {status}: {body[:200]!r}")
+    status, headers, body = http_get(
+        f"{base}/v2/projects/{data.list_project}/mail-addresses", data.list_token
+    )
+    count = len(json.loads(body)) if status == 200 else -1
+    total = {k.lower(): v for k, v in headers.items()}.get("x-pagination-totalcount")
+    if count != LIST_SIZE or total != str(LIST_SIZE):
+        raise BenchError(f"the list answered {status} with {count} items (total {total})")
+
+
+# --- wrk -----------------------------------------------------------------------------------------------
+
+# Every script ends with this: one JSON line with wrk's figures and the status counts the threads kept.
+LUA_REPORT = r"""
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+function done(summary, latency, requests)
+  local statuses = {}
+  local samples = {}
+  for _, thread in ipairs(threads) do
+    local counted = thread:get("statuses")
+    if counted then
+      for status, n in pairs(counted) do statuses[status] = (statuses[status] or 0) + n end
+    end
+    local sample = thread:get("sample")
+    if sample then table.insert(samples, sample) end
+  end
+  local parts = {}
+  for status, n in pairs(statuses) do table.insert(parts, string.format('"%d": %d', status, n)) end
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "mean_us": %.1f, ' ..
+    '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
+    '"statuses": {%s}, "sample": "%s"}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.mean,
+    e.connect, e.read, e.write, e.status, e.timeout, table.concat(parts, ", "), samples[1] or ""))
+end
+"""
+
+# POST a new mailbox each time: run tag (unique per wrk run) + wrk thread id + per-thread counter.
+LUA_CREATE = r"""
+local counter = 0
+function init(args)
+  tag, domain = args[2] .. args[1], args[3]  -- args[1]: the phase (w: warm-up, m: measured)
+  statuses = {}
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+function request()
+  counter = counter + 1
+  local body = string.format(
+    '{"address": "b%s-%d-%d@%s", "mailbox": {"password": "PASSWORD", "quotaInBytes": QUOTA, ' ..
+    '"enableSpamProtection": true}}', tag, tid, counter, domain)
+  return wrk.format(nil, nil, nil, body)
+end
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+  if status ~= 201 and sample == nil then sample = status .. " " .. string.sub(body, 1, 300) end
+end
+"""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    seconds: float
+    ok: int  # 2xx for reads, 201 for create
+    p50_ms: float
+    p99_ms: float
+    socket_errors: int
+    timeouts: int
+    other_statuses: dict[str, int] = field(default_factory=dict)
+    sample: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds
+
+
+@dataclass(frozen=True)
+class Wrk:
+    binary: str
+    scripts: Path
+    threads: int
+    durations: Durations
+
+    def _run(self, url: str, seconds: float, script: Path, token: str, args: list[str]) -> WrkResult:
+        command = [
+            self.binary,
+            f"-t{self.threads}",
+            f"-c{CONNECTIONS}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            "10s",
+            "-H",
+            f"x-access-token: {token}",
+            "-s",
+            str(script),
+            url,
+            "--",
+            *args,
+        ]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + WRK_SLACK)
+        except subprocess.TimeoutExpired as error:
+            raise BenchError(f"wrk did not finish: {url}") from error
+        lines = [line for line in done.stdout.splitlines() if line.startswith("WRKJSON ")]
+        if done.returncode != 0 or not lines:
+            raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+        data: dict[str, Any] = json.loads(lines[-1].removeprefix("WRKJSON "))
+        errors: dict[str, int] = data["errors"]
+        statuses: dict[str, int] = data["statuses"]
+        requests = int(data["requests"])
+        if statuses:  # counted per status by the script (create): only 201 counts
+            ok = statuses.get("201", 0)
+            others = {status: n for status, n in statuses.items() if status != "201"}
+        else:  # reads: wrk counts answers with a status over 399
+            ok = requests - errors["status"]
+            others = {"4xx/5xx": errors["status"]} if errors["status"] else {}
+        return WrkResult(
+            requests=requests,
+            seconds=data["duration_us"] / 1e6,
+            ok=ok,
+            p50_ms=data["p50_us"] / 1000,
+            p99_ms=data["p99_us"] / 1000,
+            socket_errors=errors["connect"] + errors["read"] + errors["write"],
+            timeouts=errors["timeout"],
+            other_statuses=others,
+            sample=str(data["sample"]),
+        )
+
+    def measure(self, url: str, token: str, script: str = "read", args: list[str] | None = None) -> WrkResult:
+        """A short warm-up run, then the measured one."""
+        path = self.scripts / f"{script}.lua"
+        self._run(url, self.durations.warmup, path, token, ["w", *(args or [])])
+        return self._run(url, self.durations.measure, path, token, ["m", *(args or [])])
+
+
+def write_scripts(folder: Path) -> None:
+    (folder / "read.lua").write_text(LUA_REPORT)
+    create = LUA_CREATE.replace("PASSWORD", PASSWORD).replace("QUOTA", str(QUOTA))
+    (folder / "create.lua").write_text(create + LUA_REPORT)
+
+
+# --- bare hashing --------------------------------------------------------------------------------------
+
+
+def hash_rate(seconds: float, workers: int = SERVER_THREADS) -> float:
+    """Hashes per second of `hash_password` on `workers` threads, all hashing for `seconds`."""
+    hash_password(PASSWORD)
+
+    def hash_until(deadline: float) -> int:
+        count = 0
+        while time.monotonic() < deadline:
+            hash_password(PASSWORD)
+            count += 1
+        return count
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        start = time.monotonic()
+        futures = [pool.submit(hash_until, start + seconds) for _ in range(workers)]
+        total = sum(future.result(timeout=seconds + WRK_SLACK) for future in futures)
+        elapsed = time.monotonic() - start
+    return total / elapsed
+
+
+# --- one database --------------------------------------------------------------------------------------
+
+
+@dataclass
+class DatabaseResult:
+    name: str
+    floor: WrkResult
+    get: WrkResult
+    list: WrkResult
+    create: WrkResult
+    hashes_per_second: float
+
+    def ratios(self) -> dict[str, float]:
+        return {
+            "get/floor": self.get.rate / self.floor.rate,
+            "list/floor": self.list.rate / self.floor.rate,
+            "create/hash": self.create.rate / self.hashes_per_second,
+        }
+
+
+def run_database(name: str, settings: Settings, wrk: Wrk, durations: Durations) -> DatabaseResult:
+    log(f"{name}: seeding {LIST_SIZE} mailboxes through the service layer")
+    data = seed(settings)
+    with running_server(settings) as base:
+        check_seed(base, data)
+        log(f"{name}: floor")
+        floor = wrk.measure(base + FLOOR_PATH, data.list_token)
+        log(f"{name}: GET one address")
+        get = wrk.measure(f"{base}/v2/mail-addresses/{data.address_id}", data.list_token)
+        log(f"{name}: list {LIST_SIZE} addresses")
+        listed = wrk.measure(f"{base}/v2/projects/{data.list_project}/mail-addresses", data.list_token)
+        log(f"{name}: bare hash_password on {SERVER_THREADS} threads (server idle)")
+        hashes = hash_rate(durations.hashing)
+        log(f"{name}: create addresses")
+        tag = secrets.token_hex(3)
+        create = wrk.measure(
+            f"{base}/v2/projects/{data.create_project}/mail-addresses",
+            data.create_token,
+            script="create",
+            args=[tag, data.create_domain],
+        )
+    return DatabaseResult(name, floor, get, listed, create, hashes)
+
+
+# --- output --------------------------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _problems(result: WrkResult) -> str:
+    parts = [f"{status}: {n}" for status, n in sorted(result.other_statuses.items())]
+    if result.socket_errors:
+        parts.append(f"socket errors: {result.socket_errors}")
+    if result.timeouts:
+        parts.append(f"timeouts: {result.timeouts}")
+    return ", ".join(parts) or "-"
+
+
+def table(result: DatabaseResult) -> str:
+    ratios = result.ratios()
+    rows: list[tuple[str, WrkResult, str]] = [
+        ("floor: constant JSON", result.floor, ""),
+        ("GET one address", result.get, "get/floor"),
+        (f"list {LIST_SIZE} addresses", result.list, "list/floor"),
+        ("create address (201s)", result.create, "create/hash"),
+    ]
+    header = f"{'measurement':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}  {'ratio':<19}{'target':>8}  result"
+    lines = [f"{result.name} ({CONNECTIONS} connections)", header, "-" * len(header)]
+    for label, measured, ratio in rows:
+        line = f"{label:<26}{measured.rate:>9.1f}{measured.p50_ms:>9.1f}{measured.p99_ms:>9.1f}  "
+        if ratio:
+            value, target = ratios[ratio], TARGETS[ratio]
+            verdict = "PASS" if value >= target else "FAIL"
+            line += f"{ratio + f' = {value:.2f}':<19}{'>= ' + f'{target:.2f}':>8}  {verdict}"
+        lines.append(line.rstrip())
+    lines.append(f"{f'hash_password, {SERVER_THREADS} threads':<26}{result.hashes_per_second:>9.1f}")
+    problems = [
+        f"  {label}: {_problems(measured)}" + (f" (e.g. {measured.sample!r})" if measured.sample else "")
+        for label, measured in (
+            ("floor", result.floor),
+            ("get", result.get),
+            ("list", result.list),
+            ("create", result.create),
+        )
+        if _problems(measured) != "-"
+    ]
+    lines.append("unexpected answers:" if problems else "unexpected answers: none")
+    lines.extend(problems)
+    return "\n".join(lines)
+
+
+# --- main ----------------------------------------------------------------------------------------------
+
+
+def _raise_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # so that every `finally` runs: server stopped, schema dropped
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short measurements (a rough figure)")
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgres"],
+        action="append",
+        help="only this database (repeatable; default: both)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("POSTWERK_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        help=f"PostgreSQL to create the scratch schema in (default {DEFAULT_POSTGRES_URL})",
+    )
+    parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk", help="the wrk binary")
+    parser.add_argument("--wrk-threads", type=int, default=WRK_THREADS, help="wrk -t")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+
+    durations = QUICK if args.quick else FULL
+    databases: list[str] = args.database or ["sqlite", "postgres"]
+    setups: dict[str, Callable[[], Any]] = {
+        "sqlite": sqlite_settings,
+        "postgres": lambda: postgres_settings(args.postgres_url),
+    }
+    results: list[DatabaseResult] = []
+    try:
+        if not Path(args.wrk).is_file():
+            raise BenchError(f"wrk not found at {args.wrk}")
+        with tempfile.TemporaryDirectory(prefix="postwerk-bench-wrk-") as scripts:
+            write_scripts(Path(scripts))
+            wrk = Wrk(args.wrk, Path(scripts), args.wrk_threads, durations)
+            for name in databases:
+                with setups[name]() as settings:
+                    results.append(run_database(name, settings, wrk, durations))
+    except BenchError as error:
+        print(f"bench/api.py: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench/api.py: interrupted", file=sys.stderr)
+        return 130
+
+    mode = "quick" if args.quick else "full"
+    print(
+        f"\nPostwerk API benchmark ({mode}: wrk -t{args.wrk_threads} -c{CONNECTIONS}, "
+        f"{durations.warmup:g} s warm-up + {durations.measure:g} s per measurement; "
+        f"{os.cpu_count()} CPUs)\n"
+    )
+    for result in results:
+        print(table(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
