@@ -26,6 +26,9 @@ def test_project_list(tenant: Tenant, other_tenant: Tenant, admin_api: Api) -> N
         "/v2/projects", params={"sort": "createdAt", "order": "desc", "limit": 2}
     ).json()
     assert len(newest_first) == 2 and newest_first[0]["createdAt"] >= newest_first[1]["createdAt"]
+    customer = own.json()[0]["customerId"]
+    by_customer = admin_api.get("/v2/projects", params={"customerId": customer}).json()
+    assert [item["id"] for item in by_customer] == [tenant.project_id]
     page = admin_api.get("/v2/projects", params={"limit": 1, "page": 1})
     assert page.headers["x-pagination-skip"] == "1"
 

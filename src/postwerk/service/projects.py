@@ -62,12 +62,18 @@ def get_project(ctx: Context, scope: TokenScope, reference: str) -> Row[Any]:
 
 
 def list_projects(
-    ctx: Context, scope: TokenScope, search: str | None, sorting: Sequence[Sorting], page: Page
+    ctx: Context,
+    scope: TokenScope,
+    search: str | None,
+    customer_id: str | None,
+    sorting: Sequence[Sorting],
+    page: Page,
 ) -> tuple[list[Row[Any]], int]:
     with ctx.db.read() as connection:
         return repo.list_projects(
             connection,
             only_id=None if scope.is_admin else scope.project_id,
+            customer_id=customer_id,
             search=search,
             sorting=sorting,
             page=page,

@@ -119,11 +119,19 @@ def find_project(connection: Connection, reference: str) -> Row[Any] | None:
 
 
 def list_projects(
-    connection: Connection, *, only_id: str | None, search: str | None, sorting: Sequence[Sorting], page: Page
+    connection: Connection,
+    *,
+    only_id: str | None,
+    customer_id: str | None,
+    search: str | None,
+    sorting: Sequence[Sorting],
+    page: Page,
 ) -> tuple[list[Row[Any]], int]:
     condition: ColumnElement[bool] = true()
     if only_id is not None:
         condition = projects.c.id == only_id
+    if customer_id is not None:
+        condition = and_(condition, projects.c.customer_id == customer_id)
     if search:
         condition = and_(
             condition,

@@ -30,11 +30,21 @@ def list_projects(
     searchTerm: Annotated[
         str | None, Query(max_length=255, description="Part of id, short id or description.")
     ] = None,
+    customerId: Annotated[
+        str | None, Query(max_length=64, description="Only this customer's projects.")
+    ] = None,
     sort: Annotated[Literal["createdAt", "description"], Query()] = "createdAt",
     order: Annotated[Literal["asc", "desc"], Query()] = "asc",
 ) -> Response:
     sorting = [Sorting(_SORT_COLUMNS[sort], descending=order == "desc")]
-    rows, total = service.list_projects(context, scope, search_term(searchTerm, ".searchTerm"), sorting, page)
+    rows, total = service.list_projects(
+        context,
+        scope,
+        search_term(searchTerm, ".searchTerm"),
+        search_term(customerId, ".customerId"),
+        sorting,
+        page,
+    )
     return json_response([views.project_list_item(row) for row in rows], 200, pagination_headers(page, total))
 
 
