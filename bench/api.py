@@ -9,11 +9,14 @@ free 127.0.0.1 port, and drives it with wrk at 32 connections:
   list    GET /v2/projects/{id}/mail-addresses            (a project with exactly 100 mailboxes)
   create  POST /v2/projects/{id}/mail-addresses           (a new mailbox with a password each time)
 
-Create is bound by Argon2id by design, so it is compared with the rate of bare `hash_password` calls on 40
-threads (the size of the thread pool FastAPI runs sync endpoints in).
+floor, get and list are measured in alternating rounds (floor, get, list, floor, get, list, ...) and each
+ratio is the median of its per-round ratios, so that a burst of load from elsewhere on the machine skews one
+round rather than the result. Create is bound by Argon2id by design, so it is compared with the rate of bare
+`hash_password` calls on 40 threads (the size of the thread pool FastAPI runs sync endpoints in), measured
+in this process right before and right after the create run while the server is idle.
 
     .venv/bin/python bench/api.py            # full run (about three minutes)
-    .venv/bin/python bench/api.py --quick    # short run
+    .venv/bin/python bench/api.py --quick    # short run (about one minute)
 
 Exit code 0 whatever the figures; non-zero only when the benchmark itself fails.
 """
@@ -21,6 +24,7 @@ Exit code 0 whatever the figures; non-zero only when the benchmark itself fails.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import os
@@ -28,6 +32,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +41,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -68,7 +73,8 @@ QUOTA = 2 * 1024**3
 SERVER_START_TIMEOUT = 60.0
 SERVER_STOP_TIMEOUT = 15.0
 HTTP_TIMEOUT = 10.0
-WRK_SLACK = 60.0  # on top of the wrk duration, before its run counts as hung
+WRK_SLACK = 60.0  # on top of a run's duration before it counts as hung
+IDLE_WAIT = 30.0  # seconds to wait at most, before each round, for other jobs on the machine to calm down
 
 TARGETS = {"get/floor": 0.6, "list/floor": 0.3, "create/hash": 0.8}
 
@@ -78,14 +84,16 @@ class BenchError(Exception):
 
 
 @dataclass(frozen=True)
-class Durations:
-    warmup: float
-    measure: float
-    hashing: float
+class Plan:
+    warmup: float  # seconds of unmeasured load before the first round of each endpoint and before create
+    rounds: int  # alternating rounds of floor, get, list
+    read_seconds: float  # per endpoint and round
+    create_seconds: float
+    hash_seconds: float  # each of the two hash-rate measurements
 
 
-FULL = Durations(warmup=2.0, measure=10.0, hashing=6.0)
-QUICK = Durations(warmup=1.0, measure=3.0, hashing=2.0)
+FULL = Plan(warmup=2.0, rounds=3, read_seconds=5.0, create_seconds=10.0, hash_seconds=5.0)
+QUICK = Plan(warmup=1.0, rounds=1, read_seconds=3.0, create_seconds=4.0, hash_seconds=2.0)
 
 
 # --- the server process --------------------------------------------------------------------------------
@@ -135,9 +143,10 @@ def http_get(url: str, token: str | None = None) -> tuple[int, dict[str, str], b
     request = urllib.request.Request(url, headers={"x-access-token": token} if token else {})
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
-            return int(response.status), dict(response.headers.items()), response.read()
+            headers = {name.lower(): value for name, value in response.headers.items()}
+            return int(response.status), headers, response.read()
     except urllib.error.HTTPError as error:
-        return int(error.code), dict(error.headers.items()), error.read()
+        return int(error.code), {}, error.read()
 
 
 @contextmanager
@@ -248,16 +257,15 @@ def seed(settings: Settings) -> Seed:
         context.db.engine.dispose()
 
 
-def check_seed(base: str, data: Seed) -> None:
-    """The routes answer as the measurements assume before any of them is timed."""
+def check_routes(base: str, data: Seed) -> None:
+    """The routes answer as the measurements assume, before any of them is timed."""
     status, _, body = http_get(f"{base}/v2/mail-addresses/{data.address_id}", data.list_token)
     if status != 200 or json.loads(body).get("id") != data.address_id:
         raise BenchError(f"GET one address answered {status}: {body[:200]!r}")
-    status, headers, body = http_get(
-        f"{base}/v2/projects/{data.list_project}/mail-addresses", data.list_token
-    )
+    url = f"{base}/v2/projects/{data.list_project}/mail-addresses"
+    status, headers, body = http_get(url, data.list_token)
     count = len(json.loads(body)) if status == 200 else -1
-    total = {k.lower(): v for k, v in headers.items()}.get("x-pagination-totalcount")
+    total = headers.get("x-pagination-totalcount")
     if count != LIST_SIZE or total != str(LIST_SIZE):
         raise BenchError(f"the list answered {status} with {count} items (total {total})")
 
@@ -273,32 +281,32 @@ function setup(thread)
 end
 function done(summary, latency, requests)
   local statuses = {}
-  local samples = {}
+  local sample = ""
   for _, thread in ipairs(threads) do
     local counted = thread:get("statuses")
     if counted then
       for status, n in pairs(counted) do statuses[status] = (statuses[status] or 0) + n end
     end
-    local sample = thread:get("sample")
-    if sample then table.insert(samples, sample) end
+    sample = thread:get("sample") or sample
   end
   local parts = {}
   for status, n in pairs(statuses) do table.insert(parts, string.format('"%d": %d', status, n)) end
   local e = summary.errors
   io.write(string.format(
-    'WRKJSON {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "mean_us": %.1f, ' ..
+    'WRKJSON {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, ' ..
     '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
     '"statuses": {%s}, "sample": "%s"}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.mean,
-    e.connect, e.read, e.write, e.status, e.timeout, table.concat(parts, ", "), samples[1] or ""))
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout, table.concat(parts, ", "), sample))
 end
 """
 
-# POST a new mailbox each time: run tag (unique per wrk run) + wrk thread id + per-thread counter.
+# POST a new mailbox each time. Addresses never collide: random tag of this benchmark run, number of the
+# wrk run, wrk thread id, per-thread counter. Only the create script counts statuses (reads stay lean).
 LUA_CREATE = r"""
 local counter = 0
 function init(args)
-  tag, domain = args[2] .. args[1], args[3]  -- args[1]: the phase (w: warm-up, m: measured)
+  tag, domain = args[2] .. "r" .. args[1], args[3]
   statuses = {}
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
@@ -306,13 +314,15 @@ end
 function request()
   counter = counter + 1
   local body = string.format(
-    '{"address": "b%s-%d-%d@%s", "mailbox": {"password": "PASSWORD", "quotaInBytes": QUOTA, ' ..
+    '{"address": "b%s-%d-%d@%s", "mailbox": {"password": "@PASSWORD@", "quotaInBytes": @QUOTA@, ' ..
     '"enableSpamProtection": true}}', tag, tid, counter, domain)
   return wrk.format(nil, nil, nil, body)
 end
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
-  if status ~= 201 and sample == nil then sample = status .. " " .. string.sub(body, 1, 300) end
+  if status ~= 201 and sample == nil then
+    sample = status .. " " .. string.gsub(string.sub(body, 1, 300), '[%c"\\]', " ")
+  end
 end
 """
 
@@ -321,7 +331,7 @@ end
 class WrkResult:
     requests: int
     seconds: float
-    ok: int  # 2xx for reads, 201 for create
+    ok: int  # non-error answers for reads, 201s for create
     p50_ms: float
     p99_ms: float
     socket_errors: int
@@ -333,15 +343,34 @@ class WrkResult:
     def rate(self) -> float:
         return self.ok / self.seconds
 
+    @property
+    def problems(self) -> str:
+        parts = [f"{status}: {n}" for status, n in sorted(self.other_statuses.items())]
+        if self.socket_errors:
+            parts.append(f"socket errors: {self.socket_errors}")
+        if self.timeouts:
+            parts.append(f"timeouts: {self.timeouts}")
+        if parts and self.sample:
+            parts.append(f"e.g. {self.sample!r}")
+        return ", ".join(parts)
 
-@dataclass(frozen=True)
+
 class Wrk:
-    binary: str
-    scripts: Path
-    threads: int
-    durations: Durations
+    def __init__(self, binary: str, scripts: Path, threads: int) -> None:
+        self.binary = binary
+        self.read_script = scripts / "read.lua"
+        self.create_script = scripts / "create.lua"
+        self.read_script.write_text(LUA_REPORT)
+        create = LUA_CREATE.replace("@PASSWORD@", PASSWORD).replace("@QUOTA@", str(QUOTA))
+        self.create_script.write_text(create + LUA_REPORT)
+        self.threads = threads
+        self._runs = itertools.count(1)
 
-    def _run(self, url: str, seconds: float, script: Path, token: str, args: list[str]) -> WrkResult:
+    def run(
+        self, url: str, token: str, seconds: float, *, create_args: tuple[str, str] | None = None
+    ) -> WrkResult:
+        """One wrk run; `create_args` (tag, domain) switches to the create script."""
+        script = self.read_script if create_args is None else self.create_script
         command = [
             self.binary,
             f"-t{self.threads}",
@@ -355,7 +384,8 @@ class Wrk:
             str(script),
             url,
             "--",
-            *args,
+            str(next(self._runs)),
+            *(create_args or ()),
         ]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + WRK_SLACK)
@@ -366,12 +396,12 @@ class Wrk:
             raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
         data: dict[str, Any] = json.loads(lines[-1].removeprefix("WRKJSON "))
         errors: dict[str, int] = data["errors"]
-        statuses: dict[str, int] = data["statuses"]
         requests = int(data["requests"])
-        if statuses:  # counted per status by the script (create): only 201 counts
+        if create_args is not None:  # only 201 counts
+            statuses: dict[str, int] = data["statuses"]
             ok = statuses.get("201", 0)
             others = {status: n for status, n in statuses.items() if status != "201"}
-        else:  # reads: wrk counts answers with a status over 399
+        else:  # wrk counts the answers with a status over 399
             ok = requests - errors["status"]
             others = {"4xx/5xx": errors["status"]} if errors["status"] else {}
         return WrkResult(
@@ -385,18 +415,6 @@ class Wrk:
             other_statuses=others,
             sample=str(data["sample"]),
         )
-
-    def measure(self, url: str, token: str, script: str = "read", args: list[str] | None = None) -> WrkResult:
-        """A short warm-up run, then the measured one."""
-        path = self.scripts / f"{script}.lua"
-        self._run(url, self.durations.warmup, path, token, ["w", *(args or [])])
-        return self._run(url, self.durations.measure, path, token, ["m", *(args or [])])
-
-
-def write_scripts(folder: Path) -> None:
-    (folder / "read.lua").write_text(LUA_REPORT)
-    create = LUA_CREATE.replace("PASSWORD", PASSWORD).replace("QUOTA", str(QUOTA))
-    (folder / "create.lua").write_text(create + LUA_REPORT)
 
 
 # --- bare hashing --------------------------------------------------------------------------------------
@@ -421,48 +439,90 @@ def hash_rate(seconds: float, workers: int = SERVER_THREADS) -> float:
     return total / elapsed
 
 
+def cpu_busy(seconds: float = 1.0) -> float:
+    """Share of the machine's CPU time in use over `seconds` (load from elsewhere, when we are idle)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    busy_before, total_before = sample()
+    time.sleep(seconds)
+    busy_after, total_after = sample()
+    return (busy_after - busy_before) / max(1, total_after - total_before)
+
+
+def wait_until_idle(max_wait: float, threshold: float = 0.25) -> float:
+    """Wait (at most `max_wait` seconds) for a second in which the machine is under `threshold` busy:
+    other jobs on a shared machine skew a round. Returns the share busy in the last second sampled."""
+    deadline = time.monotonic() + max_wait
+    busy = cpu_busy()
+    while busy >= threshold and time.monotonic() < deadline:
+        busy = cpu_busy()
+    return busy
+
+
 # --- one database --------------------------------------------------------------------------------------
 
 
 @dataclass
 class DatabaseResult:
     name: str
-    floor: WrkResult
-    get: WrkResult
-    list: WrkResult
+    busy_before: list[float]  # machine CPU busy (others: we are idle) before each round and before create
+    floor: list[WrkResult]
+    get: list[WrkResult]
+    listed: list[WrkResult]
     create: WrkResult
-    hashes_per_second: float
+    hashes_before: float
+    hashes_after: float
 
-    def ratios(self) -> dict[str, float]:
-        return {
-            "get/floor": self.get.rate / self.floor.rate,
-            "list/floor": self.list.rate / self.floor.rate,
-            "create/hash": self.create.rate / self.hashes_per_second,
-        }
+    @property
+    def hashes_per_second(self) -> float:
+        return (self.hashes_before + self.hashes_after) / 2
+
+    def ratios(self, name: str) -> list[float]:
+        if name == "create/hash":
+            return [self.create.rate / self.hashes_per_second]
+        measured = self.get if name == "get/floor" else self.listed
+        return [one.rate / floor.rate for one, floor in zip(measured, self.floor, strict=True)]
 
 
-def run_database(name: str, settings: Settings, wrk: Wrk, durations: Durations) -> DatabaseResult:
+def median_run(runs: list[WrkResult]) -> WrkResult:
+    return sorted(runs, key=lambda run: run.rate)[len(runs) // 2]
+
+
+def run_database(name: str, settings: Settings, wrk: Wrk, plan: Plan, idle_wait: float) -> DatabaseResult:
     log(f"{name}: seeding {LIST_SIZE} mailboxes through the service layer")
     data = seed(settings)
     with running_server(settings) as base:
-        check_seed(base, data)
-        log(f"{name}: floor")
-        floor = wrk.measure(base + FLOOR_PATH, data.list_token)
-        log(f"{name}: GET one address")
-        get = wrk.measure(f"{base}/v2/mail-addresses/{data.address_id}", data.list_token)
-        log(f"{name}: list {LIST_SIZE} addresses")
-        listed = wrk.measure(f"{base}/v2/projects/{data.list_project}/mail-addresses", data.list_token)
-        log(f"{name}: bare hash_password on {SERVER_THREADS} threads (server idle)")
-        hashes = hash_rate(durations.hashing)
-        log(f"{name}: create addresses")
-        tag = secrets.token_hex(3)
-        create = wrk.measure(
-            f"{base}/v2/projects/{data.create_project}/mail-addresses",
-            data.create_token,
-            script="create",
-            args=[tag, data.create_domain],
-        )
-    return DatabaseResult(name, floor, get, listed, create, hashes)
+        check_routes(base, data)
+        busy: list[float] = []
+        token = data.list_token
+        reads = {
+            "floor": base + FLOOR_PATH,
+            "get": f"{base}/v2/mail-addresses/{data.address_id}",
+            "list": f"{base}/v2/projects/{data.list_project}/mail-addresses",
+        }
+        log(f"{name}: warm-up, then {plan.rounds} round(s) of floor, get, list")
+        for url in reads.values():
+            wrk.run(url, token, plan.warmup)
+        runs: dict[str, list[WrkResult]] = {key: [] for key in reads}
+        for _ in range(plan.rounds):
+            busy.append(wait_until_idle(idle_wait))
+            for key, url in reads.items():
+                runs[key].append(wrk.run(url, token, plan.read_seconds))
+        log(f"{name}: bare hash_password on {SERVER_THREADS} threads, create, hash_password again")
+        busy.append(wait_until_idle(idle_wait))
+        hashes_before = hash_rate(plan.hash_seconds)
+        url = f"{base}/v2/projects/{data.create_project}/mail-addresses"
+        create_args = (secrets.token_hex(3), data.create_domain)
+        wrk.run(url, data.create_token, plan.warmup, create_args=create_args)
+        create = wrk.run(url, data.create_token, plan.create_seconds, create_args=create_args)
+        hashes_after = hash_rate(plan.hash_seconds)
+    return DatabaseResult(
+        name, busy, runs["floor"], runs["get"], runs["list"], create, hashes_before, hashes_after
+    )
 
 
 # --- output --------------------------------------------------------------------------------------------
@@ -472,43 +532,43 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _problems(result: WrkResult) -> str:
-    parts = [f"{status}: {n}" for status, n in sorted(result.other_statuses.items())]
-    if result.socket_errors:
-        parts.append(f"socket errors: {result.socket_errors}")
-    if result.timeouts:
-        parts.append(f"timeouts: {result.timeouts}")
-    return ", ".join(parts) or "-"
+def _ratio_cell(result: DatabaseResult, name: str) -> tuple[str, str]:
+    values = result.ratios(name)
+    value, target = statistics.median(values), TARGETS[name]
+    spread = f" ({min(values):.2f}-{max(values):.2f})" if len(values) > 1 else ""
+    return f"{name} = {value:.2f}{spread}", f">= {target:.2f}  {'PASS' if value >= target else 'FAIL'}"
 
 
-def table(result: DatabaseResult) -> str:
-    ratios = result.ratios()
+def table(result: DatabaseResult, plan: Plan) -> str:
     rows: list[tuple[str, WrkResult, str]] = [
-        ("floor: constant JSON", result.floor, ""),
-        ("GET one address", result.get, "get/floor"),
-        (f"list {LIST_SIZE} addresses", result.list, "list/floor"),
+        ("floor: constant JSON", median_run(result.floor), ""),
+        ("GET one address", median_run(result.get), "get/floor"),
+        (f"list {LIST_SIZE} addresses", median_run(result.listed), "list/floor"),
         ("create address (201s)", result.create, "create/hash"),
     ]
-    header = f"{'measurement':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}  {'ratio':<19}{'target':>8}  result"
-    lines = [f"{result.name} ({CONNECTIONS} connections)", header, "-" * len(header)]
-    for label, measured, ratio in rows:
-        line = f"{label:<26}{measured.rate:>9.1f}{measured.p50_ms:>9.1f}{measured.p99_ms:>9.1f}  "
-        if ratio:
-            value, target = ratios[ratio], TARGETS[ratio]
-            verdict = "PASS" if value >= target else "FAIL"
-            line += f"{ratio + f' = {value:.2f}':<19}{'>= ' + f'{target:.2f}':>8}  {verdict}"
-        lines.append(line.rstrip())
-    lines.append(f"{f'hash_password, {SERVER_THREADS} threads':<26}{result.hashes_per_second:>9.1f}")
-    problems = [
-        f"  {label}: {_problems(measured)}" + (f" (e.g. {measured.sample!r})" if measured.sample else "")
-        for label, measured in (
-            ("floor", result.floor),
-            ("get", result.get),
-            ("list", result.list),
-            ("create", result.create),
-        )
-        if _problems(measured) != "-"
+    header = (
+        f"{'measurement':<27}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}  {'ratio (min-max of rounds)':<33}target"
+    )
+    lines = [
+        f"{result.name}: median of {plan.rounds} round(s) for the reads; "
+        "CPU busy (others) before each round and create: "
+        + ", ".join(f"{share:.0%}" for share in result.busy_before),
+        header,
+        "-" * (len(header) + 8),
     ]
+    for label, run, ratio in rows:
+        line = f"{label:<27}{run.rate:>8.1f}{run.p50_ms:>9.1f}{run.p99_ms:>9.1f}  "
+        if ratio:
+            cell, verdict = _ratio_cell(result, ratio)
+            line += f"{cell:<33}{verdict}"
+        lines.append(line.rstrip())
+    lines.append(
+        f"{f'hash_password, {SERVER_THREADS} thr.':<27}{result.hashes_per_second:>8.1f}"
+        f"{'':>20}(before create {result.hashes_before:.1f}, after {result.hashes_after:.1f})"
+    )
+    all_runs = [("floor", run) for run in result.floor] + [("get", run) for run in result.get]
+    all_runs += [("list", run) for run in result.listed] + [("create", result.create)]
+    problems = [f"  {label}: {run.problems}" for label, run in all_runs if run.problems]
     lines.append("unexpected answers:" if problems else "unexpected answers: none")
     lines.extend(problems)
     return "\n".join(lines)
@@ -523,7 +583,7 @@ def _raise_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="short measurements (a rough figure)")
+    parser.add_argument("--quick", action="store_true", help="short measurements, one round (rough figures)")
     parser.add_argument(
         "--database",
         choices=["sqlite", "postgres"],
@@ -537,12 +597,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk", help="the wrk binary")
     parser.add_argument("--wrk-threads", type=int, default=WRK_THREADS, help="wrk -t")
+    parser.add_argument(
+        "--idle-wait",
+        type=float,
+        default=IDLE_WAIT,
+        help=f"before each round, wait up to this many seconds for an idle machine (default {IDLE_WAIT:g})",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
 
-    durations = QUICK if args.quick else FULL
+    plan = QUICK if args.quick else FULL
     databases: list[str] = args.database or ["sqlite", "postgres"]
-    setups: dict[str, Callable[[], Any]] = {
+    setups: dict[str, Callable[[], AbstractContextManager[Settings]]] = {
         "sqlite": sqlite_settings,
         "postgres": lambda: postgres_settings(args.postgres_url),
     }
@@ -551,11 +617,10 @@ def main(argv: list[str] | None = None) -> int:
         if not Path(args.wrk).is_file():
             raise BenchError(f"wrk not found at {args.wrk}")
         with tempfile.TemporaryDirectory(prefix="postwerk-bench-wrk-") as scripts:
-            write_scripts(Path(scripts))
-            wrk = Wrk(args.wrk, Path(scripts), args.wrk_threads, durations)
+            wrk = Wrk(args.wrk, Path(scripts), args.wrk_threads)
             for name in databases:
                 with setups[name]() as settings:
-                    results.append(run_database(name, settings, wrk, durations))
+                    results.append(run_database(name, settings, wrk, plan, args.idle_wait))
     except BenchError as error:
         print(f"bench/api.py: error: {error}", file=sys.stderr)
         return 1
@@ -563,14 +628,13 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/api.py: interrupted", file=sys.stderr)
         return 130
 
-    mode = "quick" if args.quick else "full"
     print(
-        f"\nPostwerk API benchmark ({mode}: wrk -t{args.wrk_threads} -c{CONNECTIONS}, "
-        f"{durations.warmup:g} s warm-up + {durations.measure:g} s per measurement; "
-        f"{os.cpu_count()} CPUs)\n"
+        f"\nPostwerk API benchmark ({'quick' if args.quick else 'full'}): wrk -t{args.wrk_threads} "
+        f"-c{CONNECTIONS}; reads {plan.warmup:g} s warm-up + {plan.rounds} x {plan.read_seconds:g} s, "
+        f"create {plan.warmup:g} s + {plan.create_seconds:g} s; {os.cpu_count()} CPUs\n"
     )
     for result in results:
-        print(table(result) + "\n")
+        print(table(result, plan) + "\n")
     return 0
 
 

@@ -66,8 +66,3 @@ def split_host_port(value: str) -> tuple[str, int]:
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with the given (flag) values taking precedence when not None."""
     return Settings(**{key: value for key, value in overrides.items() if value is not None})
-
-
-def environment_flag(name: str) -> bool:
-    """Read a plain environment switch (such as CI=true) in the one place allowed to read the environment."""
-    return os.environ.get(name, "").lower() in {"1", "true", "yes"}

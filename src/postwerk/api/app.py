@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -75,4 +76,22 @@ def create_app(context: Context, *, max_request_bytes: int = 1024 * 1024, **fast
     for module in (mail_addresses, delivery_boxes, mail_settings, rate_limits, projects):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
+    app.openapi = _without_fastapi_422(app.openapi)  # type: ignore[method-assign]
     return app
+
+
+def _without_fastapi_422(generate: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """FastAPI documents a 422 `HTTPValidationError` for every operation with parameters, but Postwerk
+    answers invalid requests with mittwald's 400 `ValidationError` (see `errors`) and never with 422."""
+
+    def openapi() -> dict[str, Any]:
+        document = generate()  # FastAPI caches it; stripping it again changes nothing
+        for item in document.get("paths", {}).values():
+            for operation in item.values():
+                operation.get("responses", {}).pop("422", None)
+        schemas = document.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        return document
+
+    return openapi

@@ -97,7 +97,11 @@ def _issue_from_pydantic(error: dict[str, Any]) -> FieldIssue:
     kind = str(error.get("type", "type"))
     message = str(error.get("msg", "invalid value"))
     context = {key: str(value) for key, value in (error.get("ctx") or {}).items() if key != "error"}
-    if kind == "missing" and location:
+    if kind == "json_invalid":  # its location is a character offset, not a field
+        return FieldIssue("", f"the body is not valid JSON: {message}", "format", {"format": "json"})
+    if kind == "missing" and not location:
+        return FieldIssue("", "a JSON request body is required", "required", {})
+    if kind == "missing":
         return FieldIssue(
             _js_path(location[:-1]),
             f"must have required property '{location[-1]}'",

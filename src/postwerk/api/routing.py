@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
 from fastapi import APIRouter
@@ -21,6 +22,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "Forbidden"},
     404: {"model": ErrorOut, "description": "Not found"},
     409: {"model": ErrorOut, "description": "Conflict"},
+    413: {"model": ErrorOut, "description": "Request body too large (see `BodyLimit` in `postwerk.api.app`)"},
 }
 
 
@@ -35,7 +37,7 @@ def add_route(
     summary: str,
     model: type[BaseModel] | Any | None = None,
     deprecated: bool = False,
-    tags: list[str] | None = None,
+    tags: list[str | Enum] | None = None,
     headers: dict[str, Any] | None = None,
 ) -> None:
     """Register `handler`; a handler that returns None answers `status` with no body."""
@@ -61,6 +63,9 @@ def add_route(
         deprecated=deprecated or None,
         tags=tags or ["Mail"],
         response_model=None,
+        # Handlers build their responses; without this FastAPI would document a JSON body for every success,
+        # even the bodiless 200 of the deprecated PUTs. Success and error bodies come from `responses`.
+        response_class=Response,
         responses={status: success, **{code: doc for code, doc in _ERRORS.items() if code != status}},
     )
 
