@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postwerk import __version__
@@ -62,7 +63,9 @@ class _TooLarge(Exception):
 
 
 def create_app(context: Context, *, max_request_bytes: int = 1024 * 1024, **fastapi_options: Any) -> FastAPI:
-    app = FastAPI(
+    # The docs page ships its own Swagger UI files: a mail server's host often has no way to a CDN.
+    app = FastAPIOffline(
+        static_url="/v2/docs/static",
         title="Postwerk mail API",
         version=__version__,
         description=DESCRIPTION,
