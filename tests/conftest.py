@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -86,10 +87,8 @@ _LOG_LINES: list[str] = []
 
 class _CollectEverything(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a record that cannot be formatted cannot leak either
             _LOG_LINES.append(self.format(record))
-        except Exception:  # a record that cannot be formatted cannot leak either
-            pass
 
 
 def remember_passwords(body: bytes) -> None:

@@ -43,7 +43,7 @@ class LiveServer:
 
 
 class PasswordRecorder:
-    """Wraps the app under test to learn every password the suite sends (see `no_password_in_any_log_line`)."""
+    """Wraps the app under test to learn every password the suite sends (`no_password_in_any_log_line`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

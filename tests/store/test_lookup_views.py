@@ -7,8 +7,7 @@ from sqlalchemy import Engine, text
 
 from postwerk.domain.rate_limits import RateLimitCatalogue
 from postwerk.domain.tokens import TokenScope
-from postwerk.service import Context
-from postwerk.service import delivery_boxes, mail_addresses, projects
+from postwerk.service import Context, delivery_boxes, mail_addresses, projects
 from postwerk.store.repository import Database
 
 ADMIN = TokenScope("test", is_admin=True, project_id=None, read_only=False)
