@@ -30,8 +30,8 @@ from postwerk.domain.rate_limits import RateLimitCatalogue
 from postwerk.domain.tokens import TokenScope
 from postwerk.service import Context
 from postwerk.service import mail_addresses as addresses
-from postwerk.store.db import create_db_engine, upgrade
 from postwerk.store.repository import AddressFilter, Database, Page, Sorting
+from postwerk.store.scratch import scratch_postgres, scratch_sqlite
 from postwerk.store.tables import domains, mail_addresses, projects
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -191,25 +191,11 @@ def admin_search_ms(context: Context, repeat: int) -> tuple[float, int]:
 @contextmanager
 def database(kind: str) -> Iterator[Engine]:
     if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            engine = create_db_engine(f"sqlite:///{Path(folder) / 'bench.db'}")
-            upgrade(engine)
+        with tempfile.TemporaryDirectory() as folder, scratch_sqlite(Path(folder)) as engine:
             yield engine
-            engine.dispose()
-        return
-    schema = f"pw_bench_{secrets.token_hex(4)}"
-    admin = create_db_engine(POSTGRES_URL, pool_size=1)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_db_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        upgrade(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    else:
+        with scratch_postgres(POSTGRES_URL, prefix="pw_bench") as engine:
+            yield engine
 
 
 def run(kind: str, small: int, large: int, repeat: int) -> None:

@@ -6,14 +6,14 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
-from postwerk.store.db import create_db_engine, upgrade
+from postwerk.store.db import create_db_engine
+from postwerk.store.scratch import scratch_postgres, scratch_sqlite
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_REFERENCE = REPO.parent / "shared" / "reference"
@@ -47,36 +47,18 @@ def spec_path() -> Path:
     return SPEC_PATH
 
 
-def _postgres_engine() -> Iterator[Engine]:
-    reason = postgres_reachable()
-    if reason:
-        missing(reason)
-    schema = f"pw_test_{secrets.token_hex(4)}"
-    admin = create_db_engine(POSTGRES_URL, pool_size=1)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_db_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        upgrade(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A migrated database of each kind, fresh for the run (PostgreSQL: a schema of its own)."""
     if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("sqlite") / "postwerk.db"
-        sqlite_engine = create_db_engine(f"sqlite:///{path}")
-        upgrade(sqlite_engine)
-        yield sqlite_engine
-        sqlite_engine.dispose()
-    else:
-        yield from _postgres_engine()
+        with scratch_sqlite(tmp_path_factory.mktemp("sqlite")) as sqlite_engine:
+            yield sqlite_engine
+        return
+    reason = postgres_reachable()
+    if reason:
+        missing(reason)
+    with scratch_postgres(POSTGRES_URL, prefix="pw_test") as postgres_engine:
+        yield postgres_engine
 
 
 # --- no secret in any log line ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection
@@ -168,9 +168,7 @@ def list_for_project(
         else:
             project_ids = None if scope.is_admin else [scope.project_id or ""]
         search_key = search_pattern(address_filter.search) if address_filter.search else None
-        effective = AddressFilter(
-            **{**address_filter.__dict__, "project_ids": project_ids, "search_key": search_key}
-        )
+        effective = replace(address_filter, project_ids=project_ids, search_key=search_key)
         return repo.list_addresses(connection, effective, sorting, page)
 
 
