@@ -518,7 +518,7 @@ def run_database(name: str, settings: Settings, wrk: Wrk, plan: Plan, idle_wait:
             "get": f"{base}/v2/mail-addresses/{data.address_id}",
             "list": f"{base}/v2/projects/{data.list_project}/mail-addresses",
         }
-        log(f"{name}: warm-up, then {plan.rounds} round(s) of floor, get, list")
+        log(f"{name}: warm-up, then {plan.rounds} round(s) of floor, floor-last, get, list")
         for url in reads.values():
             wrk.run(url, token, plan.warmup)
         runs: dict[str, list[WrkResult]] = {key: [] for key in reads}
