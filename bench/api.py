@@ -14,7 +14,7 @@ free 127.0.0.1 port, and drives it with wrk at 32 connections:
 The reads are measured in alternating rounds (floor, floor-last, get, list, floor, ...), each round started
 once the machine is idle (bounded wait), and each ratio is the median of its per-round ratios: load from
 other jobs on a shared machine then skews one round rather than the result. Create is bound by Argon2id by
-design, so it is compared with the rate of bare `hash_password` calls on 40 threads (the size of the thread
+design, so it is compared with the rate of bare `hash_password` calls on as many threads as the server's pool (the size of the thread
 pool FastAPI runs sync endpoints in), measured in this process right before and right after the create run
 while the server is idle.
 
@@ -53,6 +53,7 @@ from typing import Any
 from sqlalchemy import text
 from starlette.responses import Response
 
+from postwerk.api.app import DEFAULT_WORKER_THREADS
 from postwerk.api.responses import json_response
 from postwerk.api.routing import add_route
 from postwerk.bootstrap import build_context
@@ -60,6 +61,7 @@ from postwerk.domain.passwords import hash_password
 from postwerk.service import Context
 from postwerk.service import mail_addresses as address_service
 from postwerk.service import projects as project_service
+from postwerk.service.access import Caller
 from postwerk.settings import Settings
 from postwerk.store.db import create_db_engine
 
@@ -67,7 +69,7 @@ DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 HOST = "127.0.0.1"
 CONNECTIONS = 32
 WRK_THREADS = 2
-SERVER_THREADS = 40  # anyio's default thread limiter: FastAPI runs sync endpoints and dependencies there
+SERVER_THREADS = DEFAULT_WORKER_THREADS  # the server's thread pool, where handlers (and hashing) run
 LIST_SIZE = 100
 FLOOR_PATH = "/bench/floor"
 FLOOR_LAST_PATH = "/bench/floor-last"
@@ -249,14 +251,14 @@ def seed(settings: Settings) -> Seed:
     context = build_context(settings)  # runs the migrations
     try:
         list_project, list_domain, list_token = _project(context, "list")
-        scope = project_service.authenticate(context, list_token)
+        caller = Caller(token=list_token)
 
         def create(index: int) -> str:
             request = address_service.NewAddress(
                 address=f"user{index:03d}@{list_domain}",
                 mailbox=address_service.NewMailbox(password=PASSWORD, quota_in_bytes=QUOTA),
             )
-            return address_service.create(context, scope, list_project, request)
+            return address_service.create(context, caller, list_project, request)
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             ids = list(pool.map(create, range(LIST_SIZE)))

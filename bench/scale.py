@@ -27,9 +27,9 @@ from sqlalchemy import Engine, insert, text
 from postwerk.domain.addresses import DomainName, MailAddress, search_text
 from postwerk.domain.passwords import hash_password
 from postwerk.domain.rate_limits import RateLimitCatalogue
-from postwerk.domain.tokens import TokenScope
 from postwerk.service import Context
 from postwerk.service import mail_addresses as addresses
+from postwerk.service.access import ADMIN
 from postwerk.store.repository import AddressFilter, Database, Page, Sorting
 from postwerk.store.scratch import scratch_postgres, scratch_sqlite
 from postwerk.store.tables import domains, mail_addresses, projects
@@ -38,7 +38,6 @@ POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PER_PROJECT = 100
 CHUNK = 20_000
 SEARCH_TERM = "user01"  # matches user010..user019: 10 of a project's 100 addresses (10 %)
-ADMIN = TokenScope("bench", is_admin=True, project_id=None, read_only=False)
 DEFAULT_SORT = [Sorting("domain_ascii"), Sorting("local_part")]
 
 

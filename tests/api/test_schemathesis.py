@@ -40,6 +40,7 @@ from schemathesis.specs.openapi.checks import (
 from postwerk.service import delivery_boxes as box_service
 from postwerk.service import mail_addresses as address_service
 from postwerk.service import projects as project_service
+from postwerk.service.access import Caller
 from tests.api.conftest import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -75,7 +76,7 @@ class SeededObjects:
 @pytest.fixture(scope="session")
 def seeded(live_server: LiveServer) -> SeededObjects:
     context = live_server.context
-    scope = project_service.authenticate(context, live_server.admin_token)
+    scope = Caller(token=live_server.admin_token)
     project_id, short_id = project_service.create_project(context, "schemathesis project")
     domain = f"{short_id.removeprefix('p-')}.fuzz.example"
     project_service.add_domain(context, domain, project_id)

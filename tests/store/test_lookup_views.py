@@ -6,11 +6,9 @@ from __future__ import annotations
 from sqlalchemy import Engine, text
 
 from postwerk.domain.rate_limits import RateLimitCatalogue
-from postwerk.domain.tokens import TokenScope
 from postwerk.service import Context, delivery_boxes, mail_addresses, projects
+from postwerk.service.access import ADMIN
 from postwerk.store.repository import Database
-
-ADMIN = TokenScope("test", is_admin=True, project_id=None, read_only=False)
 
 
 def test_views_reflect_the_api_state(engine: Engine) -> None:

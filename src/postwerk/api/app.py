@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -13,6 +15,8 @@ from postwerk import __version__
 from postwerk.api.errors import error_response, install_error_handlers
 from postwerk.api.routers import delivery_boxes, mail_addresses, mail_settings, projects, rate_limits
 from postwerk.service import Context
+
+DEFAULT_WORKER_THREADS = 4
 
 DESCRIPTION = """
 Postwerk's mail API: wire-compatible with the mail part of the mittwald mStudio API v2 (same paths,
@@ -62,7 +66,24 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(context: Context, *, max_request_bytes: int = 1024 * 1024, **fastapi_options: Any) -> FastAPI:
+def _thread_limit(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Handlers (database work, password hashing) run in this pool. A few threads keep both cores
+        # busy; dozens only fight over the GIL (measured in bench/api.py, see bench/RESULTS.md).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    return lifespan
+
+
+def create_app(
+    context: Context,
+    *,
+    max_request_bytes: int = 1024 * 1024,
+    worker_threads: int = DEFAULT_WORKER_THREADS,
+    **fastapi_options: Any,
+) -> FastAPI:
     # The docs page ships its own Swagger UI files: a mail server's host often has no way to a CDN.
     app = FastAPIOffline(
         static_url="/v2/docs/static",
@@ -70,6 +91,7 @@ def create_app(context: Context, *, max_request_bytes: int = 1024 * 1024, **fast
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/v2/openapi.json",
+        lifespan=_thread_limit(worker_threads),
         docs_url="/v2/docs",
         redoc_url=None,
         **fastapi_options,

@@ -1,4 +1,4 @@
-"""Request dependencies: the service context, the caller's token scope, paging and sorting."""
+"""Request dependencies: the service context, the caller's token, paging and sorting."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from postwerk.domain.errors import ValidationFailed
 from postwerk.domain.text import require_safe_text
-from postwerk.domain.tokens import TokenScope
 from postwerk.service import Context
-from postwerk.service.projects import authenticate
+from postwerk.service.access import Caller
 from postwerk.store.repository import Page
 
 MAX_LIMIT = 100_000
@@ -22,7 +21,9 @@ _access_token = APIKeyHeader(name="x-access-token", auto_error=False, scheme_nam
 _bearer = HTTPBearer(auto_error=False, scheme_name="BearerAuthentication")
 
 
-def get_context(request: Request) -> Context:
+# Dependencies are `async def` on purpose: they only read the request, and a sync dependency would cost a
+# thread-pool hop of its own. The one hop per request is the handler, which does all database work.
+async def get_context(request: Request) -> Context:
     context: Context = request.app.state.context
     return context
 
@@ -30,18 +31,18 @@ def get_context(request: Request) -> Context:
 ContextDep = Annotated[Context, Depends(get_context)]
 
 
-def current_scope(
-    context: ContextDep,
+async def current_caller(
     access_token: Annotated[str | None, Security(_access_token)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> TokenScope:
-    return authenticate(context, access_token or (bearer.credentials if bearer else None))
+) -> Caller:
+    """The token as sent; the service checks it inside the request's own transaction."""
+    return Caller(token=access_token or (bearer.credentials if bearer else None))
 
 
-ScopeDep = Annotated[TokenScope, Depends(current_scope)]
+CallerDep = Annotated[Caller, Depends(current_caller)]
 
 
-def page_params(
+async def page_params(
     limit: Annotated[
         int, Query(ge=0, le=MAX_LIMIT, description="The max count of resources to return.")
     ] = 10000,

@@ -13,6 +13,7 @@ from postwerk.domain.passwords import check_password_rules, hash_password
 from postwerk.domain.text import require_safe_text
 from postwerk.domain.tokens import TokenScope
 from postwerk.service import Context, new_id, now
+from postwerk.service.access import Caller
 from postwerk.service.projects import visible_project
 from postwerk.store import repository as repo
 from postwerk.store.repository import Page
@@ -20,10 +21,12 @@ from postwerk.store.repository import Page
 MAX_DESCRIPTION_LENGTH = 1000
 
 
-def create(ctx: Context, scope: TokenScope, project_reference: str, description: str, password: str) -> str:
-    scope.require_write()
+def create(ctx: Context, caller: Caller, project_reference: str, description: str, password: str) -> str:
     require_safe_text(description, ".description", max_length=MAX_DESCRIPTION_LENGTH)
     check_password_rules(password, ".password")
+    with ctx.db.read() as connection:  # who asks, and may they, before the password is hashed
+        scope = caller.writer(connection)
+        visible_project(connection, scope, project_reference)
     hashed = hash_password(password)
     box_id = new_id()
     timestamp = now()
@@ -60,31 +63,31 @@ def _visible(connection: Connection, scope: TokenScope, box_id: str) -> Row[Any]
     return row
 
 
-def get(ctx: Context, scope: TokenScope, box_id: str) -> Row[Any]:
+def get(ctx: Context, caller: Caller, box_id: str) -> Row[Any]:
     with ctx.db.read() as connection:
-        return _visible(connection, scope, box_id)
+        return _visible(connection, caller.scope(connection), box_id)
 
 
 def list_for_project(
-    ctx: Context, scope: TokenScope, project_reference: str, search: str | None, page: Page
+    ctx: Context, caller: Caller, project_reference: str, search: str | None, page: Page
 ) -> tuple[list[Row[Any]], int]:
     with ctx.db.read() as connection:
-        project = visible_project(connection, scope, project_reference)
+        project = visible_project(connection, caller.scope(connection), project_reference)
         return repo.list_delivery_boxes(connection, project.id, search, page)
 
 
-def set_description(ctx: Context, scope: TokenScope, box_id: str, description: str) -> None:
-    scope.require_write()
+def set_description(ctx: Context, caller: Caller, box_id: str, description: str) -> None:
     require_safe_text(description, ".description", max_length=MAX_DESCRIPTION_LENGTH)
     with ctx.db.write() as connection:
+        scope = caller.writer(connection)
         _visible(connection, scope, box_id)
         repo.update_delivery_box(connection, box_id, {"description": description, "updated_at": now()})
 
 
-def set_password(ctx: Context, scope: TokenScope, box_id: str, password: str) -> None:
-    scope.require_write()
+def set_password(ctx: Context, caller: Caller, box_id: str, password: str) -> None:
     check_password_rules(password, ".password")
     with ctx.db.read() as connection:
+        scope = caller.writer(connection)
         _visible(connection, scope, box_id)
     hashed = hash_password(password)
     timestamp = now()
@@ -97,8 +100,8 @@ def set_password(ctx: Context, scope: TokenScope, box_id: str, password: str) ->
         )
 
 
-def delete(ctx: Context, scope: TokenScope, box_id: str) -> None:
-    scope.require_write()
+def delete(ctx: Context, caller: Caller, box_id: str) -> None:
     with ctx.db.write() as connection:
+        scope = caller.writer(connection)
         _visible(connection, scope, box_id)
         repo.delete_delivery_box(connection, box_id)

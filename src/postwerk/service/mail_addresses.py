@@ -25,6 +25,7 @@ from postwerk.domain.passwords import check_password_rules, hash_password
 from postwerk.domain.quotas import check_quota
 from postwerk.domain.tokens import TokenScope
 from postwerk.service import Context, new_id, now
+from postwerk.service.access import Caller, verified
 from postwerk.service.projects import visible_project
 from postwerk.store import repository as repo
 from postwerk.store.repository import AddressFilter, AddressRecord, Page, Sorting
@@ -91,8 +92,10 @@ def _unique_conflict(error: IntegrityError, what: str) -> Conflict:
     raise error
 
 
-def create(ctx: Context, scope: TokenScope, project_reference: str, request: NewAddress) -> str:
-    scope.require_write()
+def create(ctx: Context, caller: Caller, project_reference: str, request: NewAddress) -> str:
+    with ctx.db.read() as connection:  # who asks, and may they, before any password is hashed
+        scope = caller.writer(connection)
+        visible_project(connection, scope, project_reference)
     address = parse_address(request.address)
     targets = parse_forward_targets(request.forward_addresses, address, required=request.mailbox is None)
     mailbox_columns: dict[str, Any] = {}
@@ -149,20 +152,21 @@ def _visible(connection: Connection, scope: TokenScope, address_id: str) -> Addr
     return record
 
 
-def get(ctx: Context, scope: TokenScope, address_id: str) -> AddressRecord:
+def get(ctx: Context, caller: Caller, address_id: str) -> AddressRecord:
     with ctx.db.read() as connection:
-        return _visible(connection, scope, address_id)
+        return _visible(connection, caller.scope(connection), address_id)
 
 
 def list_for_project(
     ctx: Context,
-    scope: TokenScope,
+    caller: Caller,
     project_reference: str | None,
     address_filter: AddressFilter,
     sorting: Sequence[Sorting],
     page: Page,
 ) -> tuple[list[AddressRecord], int]:
     with ctx.db.read() as connection:
+        scope = caller.scope(connection)
         if project_reference is not None:
             project_ids: Sequence[str] | None = [visible_project(connection, scope, project_reference).id]
         else:
@@ -172,23 +176,23 @@ def list_for_project(
         return repo.list_addresses(connection, effective, sorting, page)
 
 
-def delete(ctx: Context, scope: TokenScope, address_id: str) -> None:
-    scope.require_write()
+def delete(ctx: Context, caller: Caller, address_id: str) -> None:
     with ctx.db.write() as connection:
+        scope = caller.writer(connection)
         _visible(connection, scope, address_id)
         repo.delete_address(connection, address_id)
 
 
 def _update(
     ctx: Context,
-    scope: TokenScope,
+    caller: Caller,
     address_id: str,
     values: dict[str, Any],
     *,
     mailbox_only: str | None = None,
 ) -> AddressRecord:
-    scope.require_write()
     with ctx.db.write() as connection:
+        scope = caller.writer(connection)
         record = _visible(connection, scope, address_id)
         if mailbox_only is not None and not record.row.is_mailbox:
             raise ValidationFailed.at(mailbox_only, _NO_MAILBOX, "required", missingProperty="mailbox")
@@ -196,11 +200,11 @@ def _update(
         return record
 
 
-def change_address(ctx: Context, scope: TokenScope, address_id: str, new_address: str) -> None:
-    scope.require_write()
+def change_address(ctx: Context, caller: Caller, address_id: str, new_address: str) -> None:
     address = parse_address(new_address)
     try:
         with ctx.db.write() as connection:
+            scope = caller.writer(connection)
             record = _visible(connection, scope, address_id)
             if address.lookup_key == record.row.lookup_key:  # only the spelling changes
                 domain_id = record.row.domain_id
@@ -220,10 +224,10 @@ def change_address(ctx: Context, scope: TokenScope, address_id: str, new_address
         raise _unique_conflict(error, f"the address {address.written} is already in use") from None
 
 
-def set_catch_all(ctx: Context, scope: TokenScope, address_id: str, active: bool) -> None:
-    scope.require_write()
+def set_catch_all(ctx: Context, caller: Caller, address_id: str, active: bool) -> None:
     try:
         with ctx.db.write() as connection:
+            scope = caller.writer(connection)
             record = _visible(connection, scope, address_id)
             if active and not record.row.is_catch_all:
                 holder = repo.catch_all_of_domain(connection, record.row.domain_id)
@@ -234,9 +238,9 @@ def set_catch_all(ctx: Context, scope: TokenScope, address_id: str, active: bool
         raise _unique_conflict(error, "the domain already has a catch-all address") from None
 
 
-def set_forward_targets(ctx: Context, scope: TokenScope, address_id: str, targets: Sequence[str]) -> None:
-    scope.require_write()
+def set_forward_targets(ctx: Context, caller: Caller, address_id: str, targets: Sequence[str]) -> None:
     with ctx.db.write() as connection:
+        scope = caller.writer(connection)
         record = _visible(connection, scope, address_id)
         source = parse_address(record.row.address)
         parsed = parse_forward_targets(targets, source, required=not record.row.is_mailbox)
@@ -244,9 +248,9 @@ def set_forward_targets(ctx: Context, scope: TokenScope, address_id: str, target
         repo.update_address(connection, address_id, {"updated_at": now()})
 
 
-def set_password(ctx: Context, scope: TokenScope, address_id: str, password: str) -> None:
-    scope.require_write()
+def set_password(ctx: Context, caller: Caller, address_id: str, password: str) -> None:
     with ctx.db.read() as connection:
+        scope = caller.writer(connection)
         record = _visible(connection, scope, address_id)
     if not record.row.is_mailbox:
         raise ValidationFailed.at(".password", _NO_MAILBOX, "required", missingProperty="mailbox")
@@ -255,16 +259,16 @@ def set_password(ctx: Context, scope: TokenScope, address_id: str, password: str
     timestamp = now()
     _update(
         ctx,
-        scope,
+        verified(scope),
         address_id,
         {"password_hash": hashed, "password_updated_at": timestamp},
         mailbox_only=".password",
     )
 
 
-def set_quota(ctx: Context, scope: TokenScope, address_id: str, quota_in_bytes: int) -> None:
+def set_quota(ctx: Context, caller: Caller, address_id: str, quota_in_bytes: int) -> None:
     check_quota(quota_in_bytes, ".quotaInBytes")
-    _update(ctx, scope, address_id, {"quota_bytes": quota_in_bytes}, mailbox_only=".quotaInBytes")
+    _update(ctx, caller, address_id, {"quota_bytes": quota_in_bytes}, mailbox_only=".quotaInBytes")
 
 
 def _spam_columns(spam: SpamProtection) -> dict[str, Any]:
@@ -276,16 +280,16 @@ def _spam_columns(spam: SpamProtection) -> dict[str, Any]:
     }
 
 
-def set_spam_protection(ctx: Context, scope: TokenScope, address_id: str, spam: SpamProtection) -> None:
+def set_spam_protection(ctx: Context, caller: Caller, address_id: str, spam: SpamProtection) -> None:
     check_spam_protection(spam, ".spamProtection")
-    _update(ctx, scope, address_id, _spam_columns(spam), mailbox_only=".spamProtection")
+    _update(ctx, caller, address_id, _spam_columns(spam), mailbox_only=".spamProtection")
 
 
-def set_autoresponder(ctx: Context, scope: TokenScope, address_id: str, responder: AutoResponder) -> None:
+def set_autoresponder(ctx: Context, caller: Caller, address_id: str, responder: AutoResponder) -> None:
     check_autoresponder(responder, ".autoResponder")
     _update(
         ctx,
-        scope,
+        caller,
         address_id,
         {
             "autoresponder_active": responder.active,
@@ -297,10 +301,10 @@ def set_autoresponder(ctx: Context, scope: TokenScope, address_id: str, responde
     )
 
 
-def request_rate_limit_change(ctx: Context, scope: TokenScope, address_id: str, rate_limit_id: str) -> None:
+def request_rate_limit_change(ctx: Context, caller: Caller, address_id: str, rate_limit_id: str) -> None:
     if ctx.rate_limits.find(rate_limit_id) is None:
         raise ValidationFailed.at(".rateLimitId", f"there is no rate limit {rate_limit_id!r}", "enum")
-    _update(ctx, scope, address_id, {"rate_limit_request_id": rate_limit_id}, mailbox_only=".rateLimitId")
+    _update(ctx, caller, address_id, {"rate_limit_request_id": rate_limit_id}, mailbox_only=".rateLimitId")
 
 
 def approve_rate_limit_change(ctx: Context, address_id: str) -> str:

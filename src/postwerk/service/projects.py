@@ -9,11 +9,12 @@ from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from postwerk.domain.addresses import DomainName, parse_domain
-from postwerk.domain.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from postwerk.domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from postwerk.domain.names import is_project_reference, new_project_short_id
 from postwerk.domain.text import require_safe_text
 from postwerk.domain.tokens import TokenScope, new_token, token_digest
 from postwerk.service import Context, new_id, now
+from postwerk.service.access import Caller
 from postwerk.store import repository as repo
 from postwerk.store.repository import Page, Sorting
 
@@ -56,20 +57,21 @@ def create_project(ctx: Context, description: str, customer_id: str | None = Non
     raise Conflict("could not find a free short id for the project")
 
 
-def get_project(ctx: Context, scope: TokenScope, reference: str) -> Row[Any]:
+def get_project(ctx: Context, caller: Caller, reference: str) -> Row[Any]:
     with ctx.db.read() as connection:
-        return visible_project(connection, scope, reference)
+        return visible_project(connection, caller.scope(connection), reference)
 
 
 def list_projects(
     ctx: Context,
-    scope: TokenScope,
+    caller: Caller,
     search: str | None,
     customer_id: str | None,
     sorting: Sequence[Sorting],
     page: Page,
 ) -> tuple[list[Row[Any]], int]:
     with ctx.db.read() as connection:
+        scope = caller.scope(connection)
         return repo.list_projects(
             connection,
             only_id=None if scope.is_admin else scope.project_id,
@@ -170,13 +172,7 @@ def has_tokens(ctx: Context) -> bool:
         return repo.any_token(connection)
 
 
-def authenticate(ctx: Context, token: str | None) -> TokenScope:
-    if not token:
-        raise Unauthorized("an access token is required (x-access-token or Authorization: Bearer)")
+def require_caller(ctx: Context, caller: Caller) -> None:
+    """For routes that show no project's data but still need a valid token."""
     with ctx.db.read() as connection:
-        row = repo.find_token(connection, token_digest(token))
-    if row is None:
-        raise Unauthorized("the access token is not valid")
-    return TokenScope(
-        token_id=row.id, is_admin=row.is_admin, project_id=row.project_id, read_only=row.read_only
-    )
+        caller.scope(connection)

@@ -40,13 +40,16 @@ def _configure_sqlite(dbapi_connection: Any, _entry: ConnectionPoolEntry) -> Non
 
 
 WRITE_OPTION = "postwerk_write"
+READ_OPTION = "postwerk_read"
 
 
 def _begin_sqlite(connection: Connection) -> None:
-    # Writers take the write lock up front (and wait for it under busy_timeout); readers stay deferred so
-    # that, under WAL, they never wait for anyone.
-    write = connection.get_execution_options().get(WRITE_OPTION, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    # Writers take the write lock up front (and wait for it under busy_timeout); plain reads run each
+    # statement on its own (under WAL they never wait for anyone); anything else is a deferred transaction.
+    options = connection.get_execution_options()
+    if options.get(READ_OPTION, False):
+        return
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION, False) else "BEGIN")
 
 
 # hide_parameters: statement parameters (password hashes among them) never reach logs or error messages.

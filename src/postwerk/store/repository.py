@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from postwerk.store.db import WRITE_OPTION
+from postwerk.store.db import READ_OPTION, WRITE_OPTION
 from postwerk.store.tables import (
     api_tokens,
     delivery_boxes,
@@ -41,15 +41,24 @@ from postwerk.store.tables import (
 
 
 class Database:
-    """Short transactions: `read()` for queries, `write()` for changes (serialised on SQLite)."""
+    """Short units of work: `read()` for queries, `write()` for changes.
+
+    Reads run without an explicit transaction (each statement sees committed data): no BEGIN and no
+    ROLLBACK round trips on PostgreSQL, no transaction bookkeeping on SQLite. Writes are transactions
+    (on SQLite they take the write lock up front, see `store.db`).
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        if engine.dialect.name == "sqlite":
+            self._read_options: dict[str, Any] = {READ_OPTION: True}
+        else:
+            self._read_options = {"isolation_level": "AUTOCOMMIT"}
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as connection, connection.begin():
-            yield connection
+        with self.engine.connect() as connection:
+            yield connection.execution_options(**self._read_options)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -9,11 +9,11 @@ from starlette.responses import Response
 
 from postwerk.api import views
 from postwerk.api.deps import (
+    CallerDep,
     ContextDep,
     DeliveryBoxId,
     PageDep,
     ProjectId,
-    ScopeDep,
     pagination_headers,
     search_term,
 )
@@ -26,44 +26,44 @@ router = APIRouter()
 
 
 def create_delivery_box(
-    context: ContextDep, scope: ScopeDep, projectId: ProjectId, body: CreateDeliveryBoxIn
+    context: ContextDep, caller: CallerDep, projectId: ProjectId, body: CreateDeliveryBoxIn
 ) -> Response:
     return json_response(
-        {"id": service.create(context, scope, projectId, body.description, body.password)}, 201
+        {"id": service.create(context, caller, projectId, body.description, body.password)}, 201
     )
 
 
 def list_delivery_boxes(
     context: ContextDep,
-    scope: ScopeDep,
+    caller: CallerDep,
     projectId: ProjectId,
     page: PageDep,
     search: Annotated[
         str | None, Query(max_length=255, description="Exact id, or part of name or description.")
     ] = None,
 ) -> Response:
-    rows, total = service.list_for_project(context, scope, projectId, search_term(search), page)
+    rows, total = service.list_for_project(context, caller, projectId, search_term(search), page)
     return json_response([views.delivery_box(row) for row in rows], 200, pagination_headers(page, total))
 
 
-def get_delivery_box(context: ContextDep, scope: ScopeDep, deliveryBoxId: DeliveryBoxId) -> Response:
-    return json_response(views.delivery_box(service.get(context, scope, str(deliveryBoxId))))
+def get_delivery_box(context: ContextDep, caller: CallerDep, deliveryBoxId: DeliveryBoxId) -> Response:
+    return json_response(views.delivery_box(service.get(context, caller, str(deliveryBoxId))))
 
 
-def delete_delivery_box(context: ContextDep, scope: ScopeDep, deliveryBoxId: DeliveryBoxId) -> None:
-    service.delete(context, scope, str(deliveryBoxId))
+def delete_delivery_box(context: ContextDep, caller: CallerDep, deliveryBoxId: DeliveryBoxId) -> None:
+    service.delete(context, caller, str(deliveryBoxId))
 
 
 def update_description(
-    context: ContextDep, scope: ScopeDep, deliveryBoxId: DeliveryBoxId, body: DescriptionIn
+    context: ContextDep, caller: CallerDep, deliveryBoxId: DeliveryBoxId, body: DescriptionIn
 ) -> None:
-    service.set_description(context, scope, str(deliveryBoxId), body.description)
+    service.set_description(context, caller, str(deliveryBoxId), body.description)
 
 
 def update_password(
-    context: ContextDep, scope: ScopeDep, deliveryBoxId: DeliveryBoxId, body: PasswordIn
+    context: ContextDep, caller: CallerDep, deliveryBoxId: DeliveryBoxId, body: PasswordIn
 ) -> None:
-    service.set_password(context, scope, str(deliveryBoxId), body.password)
+    service.set_password(context, caller, str(deliveryBoxId), body.password)
 
 
 for _path, _prefix, _deprecated in (

@@ -10,11 +10,11 @@ from starlette.responses import Response
 
 from postwerk.api import views
 from postwerk.api.deps import (
+    CallerDep,
     ContextDep,
     MailAddressId,
     PageDep,
     ProjectId,
-    ScopeDep,
     pagination_headers,
     search_term,
 )
@@ -83,7 +83,7 @@ OrderQuery = Annotated[
 
 def _list(
     context: ContextDep,
-    scope: ScopeDep,
+    caller: CallerDep,
     project_reference: str | None,
     page: PageDep,
     search: str | None,
@@ -103,7 +103,7 @@ def _list(
         mail_archive=mail_archive,
     )
     records, total = service.list_for_project(
-        context, scope, project_reference, address_filter, _sorting(sort, order), page
+        context, caller, project_reference, address_filter, _sorting(sort, order), page
     )
     return json_response(
         [views.mail_address(record) for record in records], 200, pagination_headers(page, total)
@@ -111,7 +111,7 @@ def _list(
 
 
 def create_mail_address(
-    context: ContextDep, scope: ScopeDep, projectId: ProjectId, body: CreateMailAddressIn
+    context: ContextDep, caller: CallerDep, projectId: ProjectId, body: CreateMailAddressIn
 ) -> Response:
     mailbox = (
         service.NewMailbox(
@@ -128,12 +128,12 @@ def create_mail_address(
         is_catch_all=body.isCatchAll,
         mailbox=mailbox,
     )
-    return json_response({"id": service.create(context, scope, projectId, request)}, 201)
+    return json_response({"id": service.create(context, caller, projectId, request)}, 201)
 
 
 def list_mail_addresses(
     context: ContextDep,
-    scope: ScopeDep,
+    caller: CallerDep,
     projectId: ProjectId,
     page: PageDep,
     search: SearchQuery = None,
@@ -146,7 +146,7 @@ def list_mail_addresses(
 ) -> Response:
     return _list(
         context,
-        scope,
+        caller,
         projectId,
         page,
         search,
@@ -161,7 +161,7 @@ def list_mail_addresses(
 
 def list_mail_addresses_for_user(
     context: ContextDep,
-    scope: ScopeDep,
+    caller: CallerDep,
     page: PageDep,
     projectId: Annotated[str | None, Query(description="Only this project (UUID or short id).")] = None,
     search: SearchQuery = None,
@@ -174,7 +174,7 @@ def list_mail_addresses_for_user(
 ) -> Response:
     return _list(
         context,
-        scope,
+        caller,
         projectId,
         page,
         search,
@@ -187,22 +187,22 @@ def list_mail_addresses_for_user(
     )
 
 
-def get_mail_address(context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId) -> Response:
-    return json_response(views.mail_address(service.get(context, scope, str(mailAddressId))))
+def get_mail_address(context: ContextDep, caller: CallerDep, mailAddressId: MailAddressId) -> Response:
+    return json_response(views.mail_address(service.get(context, caller, str(mailAddressId))))
 
 
-def delete_mail_address(context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId) -> None:
-    service.delete(context, scope, str(mailAddressId))
+def delete_mail_address(context: ContextDep, caller: CallerDep, mailAddressId: MailAddressId) -> None:
+    service.delete(context, caller, str(mailAddressId))
 
 
 def update_address(
-    context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: AddressIn
+    context: ContextDep, caller: CallerDep, mailAddressId: MailAddressId, body: AddressIn
 ) -> None:
-    service.change_address(context, scope, str(mailAddressId), body.address)
+    service.change_address(context, caller, str(mailAddressId), body.address)
 
 
 def update_autoresponder(
-    context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: AutoResponderIn
+    context: ContextDep, caller: CallerDep, mailAddressId: MailAddressId, body: AutoResponderIn
 ) -> None:
     settings = body.autoResponder
     responder = (
@@ -215,38 +215,38 @@ def update_autoresponder(
             expires_at=settings.expiresAt,
         )
     )
-    service.set_autoresponder(context, scope, str(mailAddressId), responder)
+    service.set_autoresponder(context, caller, str(mailAddressId), responder)
 
 
 def update_catch_all(
-    context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: ActiveIn
+    context: ContextDep, caller: CallerDep, mailAddressId: MailAddressId, body: ActiveIn
 ) -> None:
-    service.set_catch_all(context, scope, str(mailAddressId), body.active)
+    service.set_catch_all(context, caller, str(mailAddressId), body.active)
 
 
 def update_forward_addresses(
-    context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: ForwardAddressesIn
+    context: ContextDep, caller: CallerDep, mailAddressId: MailAddressId, body: ForwardAddressesIn
 ) -> None:
-    service.set_forward_targets(context, scope, str(mailAddressId), body.forwardAddresses)
+    service.set_forward_targets(context, caller, str(mailAddressId), body.forwardAddresses)
 
 
 def update_password(
-    context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: PasswordIn
+    context: ContextDep, caller: CallerDep, mailAddressId: MailAddressId, body: PasswordIn
 ) -> None:
-    service.set_password(context, scope, str(mailAddressId), body.password)
+    service.set_password(context, caller, str(mailAddressId), body.password)
 
 
-def update_quota(context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: QuotaIn) -> None:
-    service.set_quota(context, scope, str(mailAddressId), body.quotaInBytes)
+def update_quota(context: ContextDep, caller: CallerDep, mailAddressId: MailAddressId, body: QuotaIn) -> None:
+    service.set_quota(context, caller, str(mailAddressId), body.quotaInBytes)
 
 
 def update_spam_protection(
-    context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: SpamProtectionIn
+    context: ContextDep, caller: CallerDep, mailAddressId: MailAddressId, body: SpamProtectionIn
 ) -> None:
     settings = body.spamProtection
     service.set_spam_protection(
         context,
-        scope,
+        caller,
         str(mailAddressId),
         SpamProtection(
             active=settings.active,
@@ -258,9 +258,9 @@ def update_spam_protection(
 
 
 def request_rate_limit_change(
-    context: ContextDep, scope: ScopeDep, mailAddressId: MailAddressId, body: RateLimitChangeIn
+    context: ContextDep, caller: CallerDep, mailAddressId: MailAddressId, body: RateLimitChangeIn
 ) -> None:
-    service.request_rate_limit_change(context, scope, str(mailAddressId), body.rateLimitId)
+    service.request_rate_limit_change(context, caller, str(mailAddressId), body.rateLimitId)
 
 
 add_route(

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path
 from starlette.responses import Response
 
-from postwerk.api.deps import ContextDep, ProjectId, ScopeDep
+from postwerk.api.deps import CallerDep, ContextDep, ProjectId
 from postwerk.api.responses import json_response
 from postwerk.api.routing import add_route
 from postwerk.api.schemas import BlacklistIn, MailSettingsOut, WhitelistIn
@@ -19,14 +19,14 @@ router = APIRouter()
 MailSetting = Literal["blacklist", "whitelist"]
 
 
-def list_mail_settings(context: ContextDep, scope: ScopeDep, projectId: ProjectId) -> Response:
-    project_id, lists = service.get(context, scope, projectId)
+def list_mail_settings(context: ContextDep, caller: CallerDep, projectId: ProjectId) -> Response:
+    project_id, lists = service.get(context, caller, projectId)
     return json_response({"projectId": project_id, **lists})
 
 
 def update_mail_setting(
     context: ContextDep,
-    scope: ScopeDep,
+    caller: CallerDep,
     projectId: ProjectId,
     mailSetting: Annotated[MailSetting, Path(description="The setting to update.")],
     body: BlacklistIn | WhitelistIn,
@@ -36,15 +36,15 @@ def update_mail_setting(
         raise ValidationFailed.at(
             "", f"must have required property '{mailSetting}'", "required", missingProperty=mailSetting
         )
-    service.replace(context, scope, projectId, mailSetting, entries)
+    service.replace(context, caller, projectId, mailSetting, entries)
 
 
-def update_blacklist(context: ContextDep, scope: ScopeDep, projectId: ProjectId, body: BlacklistIn) -> None:
-    service.replace(context, scope, projectId, "blacklist", body.blacklist)
+def update_blacklist(context: ContextDep, caller: CallerDep, projectId: ProjectId, body: BlacklistIn) -> None:
+    service.replace(context, caller, projectId, "blacklist", body.blacklist)
 
 
-def update_whitelist(context: ContextDep, scope: ScopeDep, projectId: ProjectId, body: WhitelistIn) -> None:
-    service.replace(context, scope, projectId, "whitelist", body.whitelist)
+def update_whitelist(context: ContextDep, caller: CallerDep, projectId: ProjectId, body: WhitelistIn) -> None:
+    service.replace(context, caller, projectId, "whitelist", body.whitelist)
 
 
 add_route(

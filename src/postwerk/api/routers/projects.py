@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from postwerk.api import views
-from postwerk.api.deps import ContextDep, PageDep, ProjectId, ScopeDep, pagination_headers, search_term
+from postwerk.api.deps import CallerDep, ContextDep, PageDep, ProjectId, pagination_headers, search_term
 from postwerk.api.responses import json_response
 from postwerk.api.routing import PAGINATION_HEADERS, add_route
 from postwerk.api.schemas import ProjectListItemOut, ProjectOut
@@ -19,13 +19,13 @@ router = APIRouter()
 _SORT_COLUMNS = {"createdAt": "created_at", "description": "description"}
 
 
-def get_project(context: ContextDep, scope: ScopeDep, projectId: ProjectId) -> Response:
-    return json_response(views.project(service.get_project(context, scope, projectId)))
+def get_project(context: ContextDep, caller: CallerDep, projectId: ProjectId) -> Response:
+    return json_response(views.project(service.get_project(context, caller, projectId)))
 
 
 def list_projects(
     context: ContextDep,
-    scope: ScopeDep,
+    caller: CallerDep,
     page: PageDep,
     searchTerm: Annotated[
         str | None, Query(max_length=255, description="Part of id, short id or description.")
@@ -39,7 +39,7 @@ def list_projects(
     sorting = [Sorting(_SORT_COLUMNS[sort], descending=order == "desc")]
     rows, total = service.list_projects(
         context,
-        scope,
+        caller,
         search_term(searchTerm, ".searchTerm"),
         search_term(customerId, ".customerId"),
         sorting,
