@@ -14,9 +14,9 @@ free 127.0.0.1 port, and drives it with wrk at 32 connections:
 The reads are measured in alternating rounds (floor, floor-last, get, list, floor, ...), each round started
 once the machine is idle (bounded wait), and each ratio is the median of its per-round ratios: load from
 other jobs on a shared machine then skews one round rather than the result. Create is bound by Argon2id by
-design, so it is compared with the rate of bare `hash_password` calls on as many threads as the server's pool (the size of the thread
-pool FastAPI runs sync endpoints in), measured in this process right before and right after the create run
-while the server is idle.
+design, so it is compared with the rate of bare `hash_password` calls on as many threads as the server's
+handler pool (`DEFAULT_WORKER_THREADS`), measured in this process right before and right after the create
+run while the server is idle.
 
     .venv/bin/python bench/api.py            # full run (about four minutes)
     .venv/bin/python bench/api.py --quick    # short run (about one minute)

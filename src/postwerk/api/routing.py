@@ -9,12 +9,14 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from postwerk.api.responses import empty_response
 from postwerk.api.schemas import ErrorOut, ValidationErrorsOut
+from postwerk.service import Context
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ValidationErrorsOut, "description": "Validation error"},
@@ -40,11 +42,19 @@ def add_route(
     tags: list[str | Enum] | None = None,
     headers: dict[str, Any] | None = None,
 ) -> None:
-    """Register `handler`; a handler that returns None answers `status` with no body."""
+    """Register `handler`; a handler that returns None answers `status` with no body.
+
+    Handlers are plain functions doing blocking work (database, password hashing): they run in the thread
+    pool, except reads on a database whose reads may run on the event loop (`Database.reads_inline`).
+    Every handler takes the service context as `context`.
+    """
+    reads_only = method == "GET"
 
     @functools.wraps(handler)
-    def endpoint(*args: Any, **kwargs: Any) -> Response:
-        result = handler(*args, **kwargs)
+    async def endpoint(*args: Any, **kwargs: Any) -> Response:
+        call = functools.partial(handler, *args, **kwargs)
+        context: Context = kwargs["context"]
+        result = call() if reads_only and context.db.reads_inline else await anyio.to_thread.run_sync(call)
         return empty_response(status) if result is None else result
 
     endpoint.__signature__ = inspect.signature(handler)  # type: ignore[attr-defined]

@@ -46,10 +46,17 @@ class Database:
     Reads run without an explicit transaction (each statement sees committed data): no BEGIN and no
     ROLLBACK round trips on PostgreSQL, no transaction bookkeeping on SQLite. Writes are transactions
     (on SQLite they take the write lock up front, see `store.db`).
+
+    `reads_inline`: SQLite reads cost microseconds of CPU in the calling thread and, under WAL, never wait
+    for a lock, so the API runs them on its event loop: no thread hop, and none of the GIL hand-offs around
+    every sqlite3 call (GET one address went from about 520 to 1150 requests/s, bench/RESULTS.md). The
+    price: a long scan (an admin's search across every project of a large installation) holds the loop
+    while it runs. PostgreSQL reads wait on the network and stay in the thread pool.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reads_inline = engine.dialect.name == "sqlite"
         if engine.dialect.name == "sqlite":
             self._read_options: dict[str, Any] = {READ_OPTION: True}
         else:
