@@ -4,7 +4,7 @@ For each database the script seeds data through the service layer, starts the re
 `postwerk.api.app.create_app` returns, plus a constant-JSON route) under uvicorn in a separate process on a
 free 127.0.0.1 port, and drives it with wrk at 32 connections:
 
-  floor   GET a constant JSON object (a plain `def` endpoint returning `json_response`, no auth, no database,
+  floor   GET a constant JSON object (a plain `def` handler returning `json_response`, no auth, no database,
           declared with Postwerk's own `add_route`), matched first; a copy matched after all of Postwerk's
           routes shows what routing costs there (not used in the ratios)
   get     GET /v2/mail-addresses/{id}                     (project token)
@@ -54,6 +54,7 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from postwerk.api.app import DEFAULT_WORKER_THREADS
+from postwerk.api.deps import ContextDep
 from postwerk.api.responses import json_response
 from postwerk.api.routing import add_route
 from postwerk.bootstrap import build_context
@@ -105,7 +106,9 @@ QUICK = Plan(warmup=1.0, rounds=1, read_seconds=3.0, create_seconds=4.0, hash_se
 # --- the server process --------------------------------------------------------------------------------
 
 
-def bench_floor() -> Response:
+def bench_floor(context: ContextDep) -> Response:
+    # Takes the context like every Postwerk handler, so it is dispatched the same way (on the event loop
+    # where the database's reads run there, in the thread pool otherwise) and pays no more, no less.
     return json_response(FLOOR_BODY)
 
 
