@@ -3,8 +3,7 @@ transaction (see `Database`)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from sqlalchemy import (
     Engine,
     Row,
     and_,
+    bindparam,
     delete,
     false,
     func,
@@ -203,8 +203,14 @@ def insert_token(connection: Connection, values: Mapping[str, Any]) -> None:
     connection.execute(insert(api_tokens).values(**values))
 
 
-def find_token(connection: Connection, digest: str) -> Row[Any] | None:
-    return connection.execute(select(api_tokens).where(api_tokens.c.token_sha256 == digest)).first()
+_FIND_TOKEN = select(
+    api_tokens.c.id, api_tokens.c.is_admin, api_tokens.c.project_id, api_tokens.c.read_only
+).where(api_tokens.c.token_sha256 == bindparam("digest"))
+
+
+def find_token(connection: Connection, digest: str) -> Any:
+    """The token's scope columns (id, is_admin, project_id, read_only), or None."""
+    return connection.execute(_FIND_TOKEN, {"digest": digest}).first()
 
 
 def any_token(connection: Connection) -> bool:
@@ -257,25 +263,31 @@ class AddressRecord:
     targets: list[str] = field(default_factory=list)
 
 
-def _targets_for(connection: Connection, address_ids: Sequence[str]) -> dict[str, list[str]]:
-    if not address_ids:
-        return {}
-    statement = (
-        select(forward_targets.c.address_id, forward_targets.c.target)
-        .where(forward_targets.c.address_id.in_(list(address_ids)))
-        .order_by(forward_targets.c.address_id, forward_targets.c.position)
-    )
-    result: dict[str, list[str]] = defaultdict(list)
-    for address_id, target in connection.execute(statement):
-        result[address_id].append(target)
-    return result
+# What reads of addresses fetch: every column but the password hash and the search text, which no reader
+# needs. Statements that run on every request are built once (building one costs more than running it).
+_ADDRESS_COLUMNS = [c for c in mail_addresses.c if c.name not in {"password_hash", "search_text"}]
+_GET_ADDRESS = (
+    select(*_ADDRESS_COLUMNS, forward_targets.c.target)
+    .outerjoin(forward_targets, forward_targets.c.address_id == mail_addresses.c.id)
+    .where(mail_addresses.c.id == bindparam("address_id"))
+    .order_by(forward_targets.c.position)
+)
+
+
+def _with_targets(rows: Iterable[Any]) -> list[AddressRecord]:
+    """Rows of an address LEFT JOIN its forward targets (ordered by address, then position) as records."""
+    records: list[AddressRecord] = []
+    for row in rows:
+        if not records or records[-1].row.id != row.id:
+            records.append(AddressRecord(row))
+        if row.target is not None:
+            records[-1].targets.append(row.target)
+    return records
 
 
 def get_address(connection: Connection, address_id: str) -> AddressRecord | None:
-    row = connection.execute(select(mail_addresses).where(mail_addresses.c.id == address_id)).first()
-    if row is None:
-        return None
-    return AddressRecord(row, _targets_for(connection, [address_id]).get(address_id, []))
+    records = _with_targets(connection.execute(_GET_ADDRESS, {"address_id": address_id}).all())
+    return records[0] if records else None
 
 
 def list_addresses(
@@ -283,10 +295,22 @@ def list_addresses(
 ) -> tuple[list[AddressRecord], int]:
     condition = address_filter.condition()
     total = connection.execute(select(func.count()).select_from(mail_addresses).where(condition)).scalar_one()
-    statement = _ordered(select(mail_addresses).where(condition), mail_addresses, sorting)
-    rows = connection.execute(statement.limit(page.limit).offset(page.skip)).all()
-    targets = _targets_for(connection, [row.id for row in rows])
-    return [AddressRecord(row, targets.get(row.id, [])) for row in rows], int(total)
+    if total <= page.skip or page.limit == 0:
+        return [], int(total)
+    statement = _ordered(select(*_ADDRESS_COLUMNS).where(condition), mail_addresses, sorting)
+    records = [
+        AddressRecord(row) for row in connection.execute(statement.limit(page.limit).offset(page.skip))
+    ]
+    by_id = {record.row.id: record for record in records}
+    # One more query for the page's forward targets: cheaper than joining them into a paged subquery.
+    targets = (
+        select(forward_targets.c.address_id, forward_targets.c.target)
+        .where(forward_targets.c.address_id.in_(list(by_id)))
+        .order_by(forward_targets.c.address_id, forward_targets.c.position)
+    )
+    for address_id, target in connection.execute(targets):
+        by_id[address_id].targets.append(target)
+    return records, int(total)
 
 
 def insert_address(connection: Connection, values: Mapping[str, Any]) -> None:
