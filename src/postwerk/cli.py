@@ -50,7 +50,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if token_file is not None:
         print(f"postwerk: first start: an admin API token was written to {token_file.resolve()}", flush=True)
     host, port = split_host_port(settings.api)
-    app = create_app(context, max_request_bytes=settings.max_request_bytes)
+    app = create_app(
+        context, max_request_bytes=settings.max_request_bytes, worker_threads=settings.api_threads
+    )
     print(f"postwerk: API on http://{host}:{port}/v2/ (docs: /v2/docs)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), server_header=False)
     return 0

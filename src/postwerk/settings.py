@@ -5,7 +5,6 @@ Nothing else in Postwerk reads `os.environ`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,9 @@ class Settings(BaseSettings):
     )
     default_rate_limit: int = Field(default=500, description="The tier every new mailbox gets.")
     max_request_bytes: int = Field(default=1024 * 1024, description="Largest request body the API reads.")
-    hashing_threads: int = Field(default=0, description="Threads for password hashing; 0: one per core.")
+    api_threads: int = Field(
+        default=4, ge=1, le=256, description="Threads for the API's blocking work (database writes, hashing)."
+    )
 
     @field_validator("api")
     @classmethod
@@ -46,10 +47,6 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.sqlite_path}"
-
-    @property
-    def effective_hashing_threads(self) -> int:
-        return self.hashing_threads or (os.cpu_count() or 1)
 
     @property
     def admin_token_file(self) -> Path:

@@ -15,8 +15,9 @@ from postwerk import __version__
 from postwerk.api.errors import error_response, install_error_handlers
 from postwerk.api.routers import delivery_boxes, mail_addresses, mail_settings, projects, rate_limits
 from postwerk.service import Context
+from postwerk.settings import Settings
 
-DEFAULT_WORKER_THREADS = 4
+DEFAULT_WORKER_THREADS: int = Settings.model_fields["api_threads"].default
 
 DESCRIPTION = """
 Postwerk's mail API: wire-compatible with the mail part of the mittwald mStudio API v2 (same paths,
