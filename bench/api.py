@@ -246,7 +246,9 @@ def _project(context: Context, name: str) -> tuple[str, str, str]:
     project_id, short_id = project_service.create_project(context, f"benchmark: {name}")
     domain = f"{name}-{short_id.removeprefix('p-')}.example.org"
     project_service.add_domain(context, domain, project_id)
-    token = project_service.create_token(context, admin=False, project_reference=project_id, read_only=False)
+    _, token = project_service.create_token(
+        context, admin=False, project_reference=project_id, read_only=False
+    )
     return project_id, domain, token
 
 

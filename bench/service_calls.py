@@ -45,7 +45,7 @@ def measure(engine: Engine, name: str) -> None:
     context = Context(Database(engine), RateLimitCatalogue.from_values([500], 500))
     project_id, _ = projects.create_project(context, "service calls")
     projects.add_domain(context, "calls.example", project_id)
-    token = projects.create_token(context, admin=False, project_reference=project_id, read_only=False)
+    _, token = projects.create_token(context, admin=False, project_reference=project_id, read_only=False)
     caller = Caller(token=token)
     ids = [
         addresses.create(

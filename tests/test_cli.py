@@ -48,10 +48,18 @@ def test_admin_commands(tmp_path: Path) -> None:
     other = json.loads(postwerk(tmp_path, "project", "create", "--description", "Other", "--json").stdout)
     taken = postwerk(tmp_path, "domain", "add", "bücher.example", "--project", other["id"], check=False)
     assert taken.returncode == 1 and "another project" in taken.stderr
-    token = json.loads(
+    issued = json.loads(
         postwerk(tmp_path, "token", "create", "--project", created["id"], "--read-only", "--json").stdout
-    )["token"]
-    assert len(token) > 40
+    )
+    assert len(issued["token"]) > 40
+    tokens = json.loads(postwerk(tmp_path, "token", "list", "--json").stdout)
+    assert [t["id"] for t in tokens] == [issued["id"]] and tokens[0]["readOnly"] is True
+    assert issued["token"] not in postwerk(tmp_path, "token", "list").stdout
+    postwerk(tmp_path, "token", "revoke", issued["id"])
+    assert json.loads(postwerk(tmp_path, "token", "list", "--json").stdout) == []
+    assert postwerk(tmp_path, "token", "revoke", issued["id"], check=False).returncode == 1
+    listed_projects = json.loads(postwerk(tmp_path, "project", "list", "--json").stdout)
+    assert {p["shortId"] for p in listed_projects} == {created["shortId"], other["shortId"]}
     listed = json.loads(postwerk(tmp_path, "domain", "list", "--json").stdout)
     assert [item["ascii"] for item in listed] == ["xn--bcher-kva.example"]
     postwerk(tmp_path, "domain", "remove", "bücher.example")

@@ -38,6 +38,6 @@ def ensure_first_admin_token(context: Context, settings: Settings) -> Path | Non
     """On an empty installation, make an admin token and keep it in an owner-only file (never printed)."""
     if has_tokens(context):
         return None
-    token = create_token(context, admin=True, project_reference=None, read_only=False)
+    _, token = create_token(context, admin=True, project_reference=None, read_only=False)
     write_owner_only(settings.admin_token_file, token + "\n")
     return settings.admin_token_file

@@ -15,7 +15,9 @@ from postwerk.bootstrap import build_context, ensure_first_admin_token
 from postwerk.domain.errors import DomainError, ValidationFailed
 from postwerk.service import Context, projects
 from postwerk.service import mail_addresses as addresses
+from postwerk.service.access import ADMIN
 from postwerk.settings import Settings, load_settings, split_host_port
+from postwerk.store.repository import Page, Sorting
 
 log = logging.getLogger("postwerk")
 
@@ -81,10 +83,48 @@ def cmd_project_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    token = projects.create_token(
+    token_id, token = projects.create_token(
         _context(args), admin=args.admin, project_reference=args.project, read_only=args.read_only
     )
-    _emit(args, {"token": token}, token)
+    _emit(args, {"token": token, "id": token_id}, token)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    rows = projects.list_tokens(_context(args))
+    items = [
+        {
+            "id": r.id,
+            "projectId": r.project_id,
+            "admin": r.is_admin,
+            "readOnly": r.read_only,
+            "createdAt": r.created_at.isoformat(),
+        }
+        for r in rows
+    ]
+    if args.json:
+        print(json.dumps(items))
+    for item in [] if args.json else items:
+        scope = "admin" if item["admin"] else f"project {item['projectId']}"
+        print(f"{item['id']}\t{scope}{' read-only' if item['readOnly'] else ''}\t{item['createdAt']}")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    projects.revoke_token(_context(args), args.token_id)
+    _emit(args, {"revoked": args.token_id}, f"revoked token {args.token_id}")
+    return 0
+
+
+def cmd_project_list(args: argparse.Namespace) -> int:
+    rows, _ = projects.list_projects(
+        _context(args), ADMIN, None, None, [Sorting("created_at")], Page(limit=1_000_000, skip=0)
+    )
+    items = [{"id": r.id, "shortId": r.short_id, "description": r.description} for r in rows]
+    if args.json:
+        print(json.dumps(items, ensure_ascii=False))
+    for item in [] if args.json else items:
+        print(f"{item['id']}\t{item['shortId']}\t{item['description']}")
     return 0
 
 
@@ -146,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     create = command(project, "create", cmd_project_create, "create a project")
     create.add_argument("--description", required=True)
     create.add_argument("--customer-id", help="the provider's customer id (default: a new UUID)")
+    command(project, "list", cmd_project_list, "list every project")
     delete = command(project, "delete", cmd_project_delete, "delete a project and everything in it")
     delete.add_argument("project", help="UUID or short id")
 
@@ -157,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--admin", action="store_true", help="sees every project")
     scope.add_argument("--project", help="sees this project only (UUID or short id)")
     token_create.add_argument("--read-only", action="store_true", help="may not change anything")
+    command(token, "list", cmd_token_list, "list API tokens (their ids and scopes, never the tokens)")
+    revoke = command(token, "revoke", cmd_token_revoke, "revoke an API token at once")
+    revoke.add_argument("token_id", help="the id shown by `token create --json` or `token list`")
 
     domain = commands.add_parser("domain", help="hosted domains").add_subparsers(
         dest="domain_command", required=True

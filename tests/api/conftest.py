@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,9 @@ class PasswordRecorder:
         await self.app(scope, recording_receive if scope["type"] == "http" else receive, send)
 
 
-@pytest.fixture(scope="session")
-def live_server(engine: Engine) -> Iterator[LiveServer]:
-    context = Context(Database(engine), RateLimitCatalogue.from_values([100, 500, 1000, 5000], 500))
+@contextmanager
+def serving(context: Context) -> Iterator[str]:
+    """Postwerk's app for `context` under uvicorn on a free loopback port; yields its base URL."""
     app = PasswordRecorder(create_app(context, max_request_bytes=1024 * 1024))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="debug"))
@@ -75,10 +76,19 @@ def live_server(engine: Engine) -> Iterator[LiveServer]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test API server did not start")
         time.sleep(0.02)
-    token = project_service.create_token(context, admin=True, project_reference=None, read_only=False)
-    yield LiveServer(f"http://127.0.0.1:{port}", context, token, engine.dialect.name)
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(engine: Engine) -> Iterator[LiveServer]:
+    context = Context(Database(engine), RateLimitCatalogue.from_values([100, 500, 1000, 5000], 500))
+    with serving(context) as base_url:
+        _, token = project_service.create_token(context, admin=True, project_reference=None, read_only=False)
+        yield LiveServer(base_url, context, token, engine.dialect.name)
 
 
 @pytest.fixture(scope="session")
@@ -146,7 +156,7 @@ def make_tenant(live_server: LiveServer, validator: SpecValidator, *, read_only:
     idn_domain = f"пошта-{suffix}.укр"
     project_service.add_domain(context, domain, project_id)
     project_service.add_domain(context, idn_domain, project_id)
-    token = project_service.create_token(
+    _, token = project_service.create_token(
         context, admin=False, project_reference=project_id, read_only=read_only
     )
     return Tenant(project_id, short_id, domain, idn_domain, Api(live_server, validator, token), token)

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -143,6 +144,15 @@ def install_error_handlers(app: FastAPI) -> None:
         type_ = _HTTP_TYPES.get(error.status_code, "Error")
         message = "no such route" if error.status_code == 404 else str(error.detail)
         return error_response(error.status_code, type_, message)
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(request: Request, error: OperationalError) -> Response:
+        # The database is down, unreachable or locked past the busy timeout: a condition that passes, so
+        # the answer says "try again" (clients retry 503) instead of claiming a server fault.
+        log.error(
+            "database unavailable on %s %s: %s", request.method, request.url.path, type(error.orig).__name__
+        )
+        return error_response(503, "ServiceUnavailable", "the database is not available; try again shortly")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:

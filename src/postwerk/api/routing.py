@@ -25,6 +25,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "Not found"},
     409: {"model": ErrorOut, "description": "Conflict"},
     413: {"model": ErrorOut, "description": "Request body too large (see `BodyLimit` in `postwerk.api.app`)"},
+    503: {"model": ErrorOut, "description": "The database is not available; try again"},
 }
 
 

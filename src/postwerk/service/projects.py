@@ -142,10 +142,13 @@ def list_domains(ctx: Context, project_reference: str | None = None) -> list[Row
         return repo.list_domains(connection, project_id)
 
 
-def create_token(ctx: Context, *, admin: bool, project_reference: str | None, read_only: bool) -> str:
+def create_token(
+    ctx: Context, *, admin: bool, project_reference: str | None, read_only: bool
+) -> tuple[str, str]:
+    """A new token: (its id, for revoking it later; the token itself, shown once)."""
     if admin == (project_reference is not None):
         raise ValidationFailed.at(".scope", "a token is either --admin or for one --project", "oneOf")
-    token = new_token()
+    token, token_id = new_token(), new_id()
     with ctx.db.write() as connection:
         project_id = None
         if project_reference is not None:
@@ -156,7 +159,7 @@ def create_token(ctx: Context, *, admin: bool, project_reference: str | None, re
         repo.insert_token(
             connection,
             {
-                "id": new_id(),
+                "id": token_id,
                 "token_sha256": token_digest(token),
                 "project_id": project_id,
                 "is_admin": admin,
@@ -164,7 +167,19 @@ def create_token(ctx: Context, *, admin: bool, project_reference: str | None, re
                 "created_at": now(),
             },
         )
-    return token
+    return token_id, token
+
+
+def list_tokens(ctx: Context) -> list[Any]:
+    with ctx.db.read() as connection:
+        return repo.list_tokens(connection)
+
+
+def revoke_token(ctx: Context, token_id: str) -> None:
+    """Takes effect on the next request: tokens are checked on every one."""
+    with ctx.db.write() as connection:
+        if not repo.delete_token(connection, token_id):
+            raise NotFound(f"no token {token_id!r}")
 
 
 def has_tokens(ctx: Context) -> bool:

@@ -213,6 +213,21 @@ def find_token(connection: Connection, digest: str) -> Any:
     return connection.execute(_FIND_TOKEN, {"digest": digest}).first()
 
 
+def list_tokens(connection: Connection) -> list[Any]:
+    statement = select(
+        api_tokens.c.id,
+        api_tokens.c.project_id,
+        api_tokens.c.is_admin,
+        api_tokens.c.read_only,
+        api_tokens.c.created_at,
+    ).order_by(api_tokens.c.created_at, api_tokens.c.id)
+    return list(connection.execute(statement).all())
+
+
+def delete_token(connection: Connection, token_id: str) -> bool:
+    return connection.execute(delete(api_tokens).where(api_tokens.c.id == token_id)).rowcount > 0
+
+
 def any_token(connection: Connection) -> bool:
     return connection.execute(select(literal(1)).select_from(api_tokens).limit(1)).first() is not None
 
