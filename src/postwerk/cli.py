@@ -38,6 +38,16 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
     print(json.dumps(data, ensure_ascii=False) if args.json else text)
 
 
+def _emit_list(
+    args: argparse.Namespace, items: list[dict[str, Any]], line: Callable[[dict[str, Any]], str]
+) -> None:
+    if args.json:
+        print(json.dumps(items, ensure_ascii=False))
+        return
+    for item in items:
+        print(line(item))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -102,11 +112,18 @@ def cmd_token_list(args: argparse.Namespace) -> int:
         }
         for r in rows
     ]
-    if args.json:
-        print(json.dumps(items))
-    for item in [] if args.json else items:
-        scope = "admin" if item["admin"] else f"project {item['projectId']}"
-        print(f"{item['id']}\t{scope}{' read-only' if item['readOnly'] else ''}\t{item['createdAt']}")
+    _emit_list(
+        args,
+        items,
+        lambda t: "\t".join(
+            (
+                t["id"],
+                "admin" if t["admin"] else f"project {t['projectId']}",
+                "read-only" if t["readOnly"] else "read-write",
+                t["createdAt"],
+            )
+        ),
+    )
     return 0
 
 
@@ -121,10 +138,7 @@ def cmd_project_list(args: argparse.Namespace) -> int:
         _context(args), ADMIN, None, None, [Sorting("created_at")], Page(limit=1_000_000, skip=0)
     )
     items = [{"id": r.id, "shortId": r.short_id, "description": r.description} for r in rows]
-    if args.json:
-        print(json.dumps(items, ensure_ascii=False))
-    for item in [] if args.json else items:
-        print(f"{item['id']}\t{item['shortId']}\t{item['description']}")
+    _emit_list(args, items, lambda p: f"{p['id']}\t{p['shortId']}\t{p['description']}")
     return 0
 
 
@@ -143,11 +157,7 @@ def cmd_domain_remove(args: argparse.Namespace) -> int:
 def cmd_domain_list(args: argparse.Namespace) -> int:
     rows = projects.list_domains(_context(args), args.project)
     items = [{"domain": r.name_unicode, "ascii": r.name_ascii, "projectId": r.project_id} for r in rows]
-    if args.json:
-        print(json.dumps(items, ensure_ascii=False))
-    else:
-        for item in items:
-            print(f"{item['domain']}\t{item['ascii']}\t{item['projectId']}")
+    _emit_list(args, items, lambda d: f"{d['domain']}\t{d['ascii']}\t{d['projectId']}")
     return 0
 
 
