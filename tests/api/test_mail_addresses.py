@@ -279,3 +279,24 @@ def test_rate_limit_change_request(tenant: Tenant) -> None:
     assert tenant.api.post(url, json={"rateLimitId": str(uuid.uuid4())}).status_code == 400
     assert tenant.api.get(f"/v2/mail-rate-limits/{wanted}").json()["id"] == wanted
     assert tenant.api.get(f"/v2/mail-rate-limits/{uuid.uuid4()}").status_code == 404
+
+
+def test_autoresponder_times_need_a_zone_and_a_sane_range(tenant: Tenant) -> None:
+    address_id = create(tenant, mailbox_body(f"ar@{tenant.domain}"))
+    url = f"/v2/mail-addresses/{address_id}/autoresponder"
+    for starts, expires in (
+        ("2030-01-01T00:00:00Z", "2031-01-01T00:00:00"),
+        ("2030-01-01T00:00:00", None),
+        ("0001-01-01T00:00:00+05:00", None),
+        (None, "9999-12-31T23:59:59-05:00"),
+    ):
+        body = {"active": True, "message": "away", "startsAt": starts, "expiresAt": expires}
+        body = {key: value for key, value in body.items() if value is not None}
+        response = tenant.api.patch(url, json={"autoResponder": body})
+        assert response.status_code == 400, (starts, expires, response.text)
+    anonymous = tenant.api.client.patch(
+        url,
+        headers={"x-access-token": ""},
+        json={"autoResponder": {"active": True, "message": "x", "startsAt": "2030-01-01T00:00:00"}},
+    )
+    assert anonymous.status_code == 401

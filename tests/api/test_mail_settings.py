@@ -48,3 +48,13 @@ def test_deprecated_puts_answer_200(tenant: Tenant) -> None:
     assert put.status_code == 200
     got = tenant.api.get(f"/v2/projects/{project}/mailsettings").json()
     assert got["blacklist"] == ["a@x.example"] and got["whitelist"] == ["c@x.example"]
+
+
+def test_entries_are_matched_whole_and_the_path_names_the_list(tenant: Tenant) -> None:
+    base = f"/v2/projects/{tenant.project_id}/mail-settings"
+    for entry in ("a@b.example\n", "a@b.example\r", "a\n@b.example"):
+        assert tenant.api.patch(f"{base}/blacklist", json={"blacklist": [entry]}).status_code == 400, entry
+    both = {"blacklist": ["black@x.example"], "whitelist": ["white@x.example"]}
+    assert tenant.api.patch(f"{base}/whitelist", json=both).status_code == 204
+    assert tenant.api.get(base).json()["whitelist"] == ["white@x.example"]
+    assert tenant.api.get(base).json()["blacklist"] == []

@@ -102,6 +102,13 @@ class DescriptionIn(Body):
     description: StrictStr
 
 
+class MailSettingIn(Body):
+    """The body of `.../mail-settings/{mailSetting}`: the list the path names (the other is ignored)."""
+
+    blacklist: list[SenderPattern] | None = None
+    whitelist: list[SenderPattern] | None = None
+
+
 class BlacklistIn(Body):
     blacklist: list[SenderPattern]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from postwerk.domain.errors import ValidationFailed
@@ -53,7 +53,24 @@ class AutoResponder:
 AUTORESPONDER_OFF = AutoResponder(active=False)
 
 
+def _check_moment(moment: datetime | None, path: str) -> None:
+    if moment is None:
+        return
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValidationFailed.at(
+            path, "must be a date-time with a time zone (such as Z or +02:00)", "format", format="date-time"
+        )
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValidationFailed.at(
+            path, "is out of the range of dates", "format", format="date-time"
+        ) from None
+
+
 def check_autoresponder(responder: AutoResponder, path: str) -> AutoResponder:
+    _check_moment(responder.starts_at, f"{path}.startsAt")
+    _check_moment(responder.expires_at, f"{path}.expiresAt")
     if responder.message is not None:
         require_safe_text(
             responder.message, f"{path}.message", allow_newlines=True, max_length=MAX_AUTORESPONDER_LENGTH

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import idna
 
 from postwerk.domain.errors import FieldIssue, ValidationFailed
+from postwerk.domain.text import require_safe_text
 
 OFFICIAL_PATTERN = re.compile(r"^([a-zA-Z0-9.!#$%&'*\/=?^_{|}~-]+@[a-zA-Z0-9-*]+(?:\.([a-zA-Z0-9-]+|\*))+)$")
 _LOCAL_PART = re.compile(r"^[a-zA-Z0-9.!#$%&'*\/=?^_{|}~-]+$")
@@ -26,6 +27,7 @@ def _ascii_label(label: str) -> str:
 
 
 def normalise_entry(entry: str, path: str) -> str:
+    require_safe_text(entry, path, max_length=MAX_ENTRY_LENGTH * 4)
     if "@" not in entry:
         raise ValidationFailed.at(
             path,
@@ -34,7 +36,7 @@ def normalise_entry(entry: str, path: str) -> str:
             pattern=OFFICIAL_PATTERN.pattern,
         )
     local_part, domain = entry.rsplit("@", 1)
-    if not local_part.isascii() or not _LOCAL_PART.match(local_part):
+    if not local_part.isascii() or not _LOCAL_PART.fullmatch(local_part):
         raise ValidationFailed.at(
             path,
             "the part before @ must be ASCII letters, digits, `*` or one of .!#$%&'/=?^_{|}~-",
@@ -48,7 +50,7 @@ def normalise_entry(entry: str, path: str) -> str:
             path, f"{domain!r} is not a valid domain: {error}", "pattern", pattern=OFFICIAL_PATTERN.pattern
         ) from None
     normalised = f"{local_part}@{'.'.join(labels)}"
-    if len(normalised) > MAX_ENTRY_LENGTH or not OFFICIAL_PATTERN.match(normalised):
+    if len(normalised) > MAX_ENTRY_LENGTH or not OFFICIAL_PATTERN.fullmatch(normalised):
         raise ValidationFailed.at(
             path,
             f"{entry!r} does not match local@domain with `*` wildcards",

@@ -22,11 +22,11 @@ MAX_DESCRIPTION_LENGTH = 1000
 
 
 def create(ctx: Context, caller: Caller, project_reference: str, description: str, password: str) -> str:
-    require_safe_text(description, ".description", max_length=MAX_DESCRIPTION_LENGTH)
-    check_password_rules(password, ".password")
     with ctx.db.read() as connection:  # who asks, and may they, before the password is hashed
         scope = caller.writer(connection)
         visible_project(connection, scope, project_reference)
+    require_safe_text(description, ".description", max_length=MAX_DESCRIPTION_LENGTH)
+    check_password_rules(password, ".password")
     hashed = hash_password(password)
     box_id = new_id()
     timestamp = now()
@@ -77,10 +77,10 @@ def list_for_project(
 
 
 def set_description(ctx: Context, caller: Caller, box_id: str, description: str) -> None:
-    require_safe_text(description, ".description", max_length=MAX_DESCRIPTION_LENGTH)
     with ctx.db.write() as connection:
         scope = caller.writer(connection)
         _visible(connection, scope, box_id)
+        require_safe_text(description, ".description", max_length=MAX_DESCRIPTION_LENGTH)
         repo.update_delivery_box(connection, box_id, {"description": description, "updated_at": now()})
 
 

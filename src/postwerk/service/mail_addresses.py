@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -89,7 +89,8 @@ def _claim_address(
 def _unique_conflict(error: IntegrityError, what: str) -> Conflict:
     if repo.is_unique_violation(error):
         return Conflict(what)
-    raise error
+    # A foreign key gone under us: the project or domain was removed by a concurrent change.
+    return Conflict("the project or domain changed while the request ran; try again")
 
 
 def create(ctx: Context, caller: Caller, project_reference: str, request: NewAddress) -> str:
@@ -145,8 +146,12 @@ def create(ctx: Context, caller: Caller, project_reference: str, request: NewAdd
     return address_id
 
 
-def _visible(connection: Connection, scope: TokenScope, address_id: str) -> AddressRecord:
-    record = repo.get_address(connection, address_id)
+def _visible(
+    connection: Connection, scope: TokenScope, address_id: str, *, for_update: bool = False
+) -> AddressRecord:
+    """The address, if the token may see it. In a write, `for_update` locks its row (PostgreSQL), so that
+    concurrent changes of one address (a rename and new forward targets, say) run one after the other."""
+    record = repo.get_address(connection, address_id, for_update=for_update)
     if record is None or not scope.may_see(record.row.project_id):
         raise NotFound("the mail address does not exist")
     return record
@@ -179,7 +184,7 @@ def list_for_project(
 def delete(ctx: Context, caller: Caller, address_id: str) -> None:
     with ctx.db.write() as connection:
         scope = caller.writer(connection)
-        _visible(connection, scope, address_id)
+        _visible(connection, scope, address_id, for_update=True)
         repo.delete_address(connection, address_id)
 
 
@@ -190,10 +195,15 @@ def _update(
     values: dict[str, Any],
     *,
     mailbox_only: str | None = None,
+    check: Callable[[], object] | None = None,
 ) -> AddressRecord:
+    """Change columns of one address. `check` validates the input once the caller is known to be allowed
+    (an anonymous request is a 401, not a lesson in validation)."""
     with ctx.db.write() as connection:
         scope = caller.writer(connection)
-        record = _visible(connection, scope, address_id)
+        record = _visible(connection, scope, address_id, for_update=True)
+        if check is not None:
+            check()
         if mailbox_only is not None and not record.row.is_mailbox:
             raise ValidationFailed.at(mailbox_only, _NO_MAILBOX, "required", missingProperty="mailbox")
         repo.update_address(connection, address_id, {**values, "updated_at": now()})
@@ -201,11 +211,11 @@ def _update(
 
 
 def change_address(ctx: Context, caller: Caller, address_id: str, new_address: str) -> None:
-    address = parse_address(new_address)
     try:
         with ctx.db.write() as connection:
             scope = caller.writer(connection)
-            record = _visible(connection, scope, address_id)
+            record = _visible(connection, scope, address_id, for_update=True)
+            address = parse_address(new_address)
             if address.lookup_key == record.row.lookup_key:  # only the spelling changes
                 domain_id = record.row.domain_id
             else:
@@ -221,14 +231,14 @@ def change_address(ctx: Context, caller: Caller, address_id: str, new_address: s
             columns = _address_columns(address, domain_id, record.row.mailbox_name)
             repo.update_address(connection, address_id, {**columns, "updated_at": now()})
     except IntegrityError as error:
-        raise _unique_conflict(error, f"the address {address.written} is already in use") from None
+        raise _unique_conflict(error, f"the address {new_address} is already in use") from None
 
 
 def set_catch_all(ctx: Context, caller: Caller, address_id: str, active: bool) -> None:
     try:
         with ctx.db.write() as connection:
             scope = caller.writer(connection)
-            record = _visible(connection, scope, address_id)
+            record = _visible(connection, scope, address_id, for_update=True)
             if active and not record.row.is_catch_all:
                 holder = repo.catch_all_of_domain(connection, record.row.domain_id)
                 if holder is not None:
@@ -241,7 +251,7 @@ def set_catch_all(ctx: Context, caller: Caller, address_id: str, active: bool) -
 def set_forward_targets(ctx: Context, caller: Caller, address_id: str, targets: Sequence[str]) -> None:
     with ctx.db.write() as connection:
         scope = caller.writer(connection)
-        record = _visible(connection, scope, address_id)
+        record = _visible(connection, scope, address_id, for_update=True)
         source = parse_address(record.row.address)
         parsed = parse_forward_targets(targets, source, required=not record.row.is_mailbox)
         repo.replace_forward_targets(connection, address_id, _target_rows(parsed))
@@ -267,8 +277,14 @@ def set_password(ctx: Context, caller: Caller, address_id: str, password: str) -
 
 
 def set_quota(ctx: Context, caller: Caller, address_id: str, quota_in_bytes: int) -> None:
-    check_quota(quota_in_bytes, ".quotaInBytes")
-    _update(ctx, caller, address_id, {"quota_bytes": quota_in_bytes}, mailbox_only=".quotaInBytes")
+    _update(
+        ctx,
+        caller,
+        address_id,
+        {"quota_bytes": quota_in_bytes},
+        mailbox_only=".quotaInBytes",
+        check=lambda: check_quota(quota_in_bytes, ".quotaInBytes"),
+    )
 
 
 def _spam_columns(spam: SpamProtection) -> dict[str, Any]:
@@ -281,12 +297,17 @@ def _spam_columns(spam: SpamProtection) -> dict[str, Any]:
 
 
 def set_spam_protection(ctx: Context, caller: Caller, address_id: str, spam: SpamProtection) -> None:
-    check_spam_protection(spam, ".spamProtection")
-    _update(ctx, caller, address_id, _spam_columns(spam), mailbox_only=".spamProtection")
+    _update(
+        ctx,
+        caller,
+        address_id,
+        _spam_columns(spam),
+        mailbox_only=".spamProtection",
+        check=lambda: check_spam_protection(spam, ".spamProtection"),
+    )
 
 
 def set_autoresponder(ctx: Context, caller: Caller, address_id: str, responder: AutoResponder) -> None:
-    check_autoresponder(responder, ".autoResponder")
     _update(
         ctx,
         caller,
@@ -298,13 +319,23 @@ def set_autoresponder(ctx: Context, caller: Caller, address_id: str, responder: 
             "autoresponder_expires_at": responder.expires_at,
         },
         mailbox_only=".autoResponder",
+        check=lambda: check_autoresponder(responder, ".autoResponder"),
     )
 
 
 def request_rate_limit_change(ctx: Context, caller: Caller, address_id: str, rate_limit_id: str) -> None:
-    if ctx.rate_limits.find(rate_limit_id) is None:
-        raise ValidationFailed.at(".rateLimitId", f"there is no rate limit {rate_limit_id!r}", "enum")
-    _update(ctx, caller, address_id, {"rate_limit_request_id": rate_limit_id}, mailbox_only=".rateLimitId")
+    def check() -> None:
+        if ctx.rate_limits.find(rate_limit_id) is None:
+            raise ValidationFailed.at(".rateLimitId", f"there is no rate limit {rate_limit_id!r}", "enum")
+
+    _update(
+        ctx,
+        caller,
+        address_id,
+        {"rate_limit_request_id": rate_limit_id},
+        mailbox_only=".rateLimitId",
+        check=check,
+    )
 
 
 def approve_rate_limit_change(ctx: Context, address_id: str) -> str:

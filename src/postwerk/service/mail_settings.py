@@ -20,7 +20,7 @@ def get(ctx: Context, caller: Caller, project_reference: str) -> tuple[str, dict
 
 
 def replace(ctx: Context, caller: Caller, project_reference: str, kind: str, entries: Sequence[str]) -> None:
-    normalised = normalise_entries(entries, f".{kind}")
     with ctx.db.write() as connection:
         project = visible_project(connection, caller.writer(connection), project_reference)
+        normalised = normalise_entries(entries, f".{kind}")
         repo.replace_sender_rules(connection, project.id, kind, normalised)

@@ -300,8 +300,14 @@ def _with_targets(rows: Iterable[Any]) -> list[AddressRecord]:
     return records
 
 
-def get_address(connection: Connection, address_id: str) -> AddressRecord | None:
-    records = _with_targets(connection.execute(_GET_ADDRESS, {"address_id": address_id}).all())
+_GET_ADDRESS_FOR_UPDATE = _GET_ADDRESS.with_for_update(of=mail_addresses)
+
+
+def get_address(connection: Connection, address_id: str, *, for_update: bool = False) -> AddressRecord | None:
+    """With `for_update`, the address row stays locked until the transaction ends (PostgreSQL; SQLite
+    writers hold the database's write lock anyway)."""
+    statement = _GET_ADDRESS_FOR_UPDATE if for_update else _GET_ADDRESS
+    records = _with_targets(connection.execute(statement, {"address_id": address_id}).all())
     return records[0] if records else None
 
 
@@ -413,6 +419,8 @@ def sender_rule_lists(connection: Connection, project_id: str) -> dict[str, list
 
 
 def replace_sender_rules(connection: Connection, project_id: str, kind: str, entries: Sequence[str]) -> None:
+    # Concurrent replacements of one project's list run one after the other (no duplicate positions).
+    connection.execute(select(projects.c.id).where(projects.c.id == project_id).with_for_update())
     connection.execute(
         delete(sender_rules).where(sender_rules.c.project_id == project_id, sender_rules.c.list_kind == kind)
     )

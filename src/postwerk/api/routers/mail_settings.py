@@ -10,7 +10,7 @@ from starlette.responses import Response
 from postwerk.api.deps import CallerDep, ContextDep, ProjectId
 from postwerk.api.responses import json_response
 from postwerk.api.routing import add_route
-from postwerk.api.schemas import BlacklistIn, MailSettingsOut, WhitelistIn
+from postwerk.api.schemas import BlacklistIn, MailSettingIn, MailSettingsOut, WhitelistIn
 from postwerk.domain.errors import ValidationFailed
 from postwerk.service import mail_settings as service
 
@@ -29,7 +29,7 @@ def update_mail_setting(
     caller: CallerDep,
     projectId: ProjectId,
     mailSetting: Annotated[MailSetting, Path(description="The setting to update.")],
-    body: BlacklistIn | WhitelistIn,
+    body: MailSettingIn,
 ) -> None:
     entries = getattr(body, mailSetting, None)
     if entries is None:
