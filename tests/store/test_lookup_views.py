@@ -5,17 +5,13 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, text
 
-from postwerk.domain.rate_limits import RateLimitCatalogue
-from postwerk.service import Context, delivery_boxes, mail_addresses, projects
+from postwerk.service import delivery_boxes, mail_addresses
 from postwerk.service.access import ADMIN
-from postwerk.store.repository import Database
+from tests.store.conftest import HostedProject
 
 
-def test_views_reflect_the_api_state(engine: Engine) -> None:
-    context = Context(Database(engine), RateLimitCatalogue.from_values([100], 100))
-    project_id, short_id = projects.create_project(context, "views")
-    domain = f"{short_id.removeprefix('p-')}.views.example"
-    projects.add_domain(context, domain, project_id)
+def test_views_reflect_the_api_state(engine: Engine, hosted: HostedProject) -> None:
+    context, project_id, domain = hosted.context, hosted.project_id, hosted.domain
     mailbox = mail_addresses.create(
         context,
         ADMIN,

@@ -7,20 +7,16 @@ import threading
 import pytest
 from sqlalchemy import Engine
 
-from postwerk.domain.rate_limits import RateLimitCatalogue
-from postwerk.service import Context, mail_addresses, projects
+from postwerk.service import mail_addresses
 from postwerk.service.access import ADMIN
 from postwerk.store import repository as repo
-from postwerk.store.repository import Database
+from tests.store.conftest import HostedProject
 
 
-def test_a_write_waits_for_the_address_lock(engine: Engine) -> None:
+def test_a_write_waits_for_the_address_lock(engine: Engine, hosted: HostedProject) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite runs one writer at a time: nothing to lock")
-    context = Context(Database(engine), RateLimitCatalogue.from_values([100], 100))
-    project_id, short_id = projects.create_project(context, "locks")
-    domain = f"{short_id.removeprefix('p-')}.locks.example"
-    projects.add_domain(context, domain, project_id)
+    context, project_id, domain = hosted.context, hosted.project_id, hosted.domain
     address_id = mail_addresses.create(
         context,
         ADMIN,
