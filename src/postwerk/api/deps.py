@@ -8,7 +8,6 @@ from uuid import UUID
 from fastapi import Depends, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from postwerk.domain.errors import ValidationFailed
 from postwerk.domain.text import require_safe_text
 from postwerk.service import Context
 from postwerk.service.access import Caller
@@ -78,8 +77,3 @@ def search_term(text: str | None, path: str = ".search") -> str | None:
 MailAddressId = Annotated[UUID, Path(description="ID of the MailAddress.")]
 DeliveryBoxId = Annotated[UUID, Path(description="ID of the DeliveryBox.")]
 ProjectId = Annotated[str, Path(description="ID of the Project: its UUID or its short id (p-xxxxxx).")]
-
-
-def require(condition: bool, path: str, message: str, keyword: str = "format") -> None:
-    if not condition:
-        raise ValidationFailed.at(path, message, keyword)

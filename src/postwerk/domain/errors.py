@@ -43,12 +43,6 @@ class ValidationFailed(DomainError):
     def at(cls, path: str, message: str, type_: str = "format", **context: str) -> ValidationFailed:
         return cls(FieldIssue(path=path, message=message, type=type_, context=dict(context)))
 
-    def moved_to(self, path: str) -> ValidationFailed:
-        """The same issues reported under another field path (a rule reused for another field)."""
-        return ValidationFailed(
-            *(FieldIssue(path, issue.message, issue.type, issue.context) for issue in self.issues)
-        )
-
 
 class Unauthorized(DomainError):
     kind = ErrorKind.UNAUTHORIZED

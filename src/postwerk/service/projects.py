@@ -21,12 +21,25 @@ from postwerk.store.repository import Page, Sorting
 MAX_DESCRIPTION_LENGTH = 1000
 
 
+def _find(connection: Connection, reference: str) -> Row[Any] | None:
+    """A project by UUID or short id; anything else names no project (and is never sent to the database)."""
+    return repo.find_project(connection, reference.lower()) if is_project_reference(reference) else None
+
+
 def visible_project(connection: Connection, scope: TokenScope, reference: str) -> Row[Any]:
     """The project a path names (UUID or short id), if the token may see it. Unknown and foreign projects
     answer alike, so a token cannot probe for other customers' projects."""
-    project = repo.find_project(connection, reference.lower()) if is_project_reference(reference) else None
+    project = _find(connection, reference)
     if project is None or not scope.may_see(project.id):
         raise Forbidden("the project does not exist or this token may not access it")
+    return project
+
+
+def _existing_project(connection: Connection, reference: str) -> Row[Any]:
+    """The project an admin command names (UUID or short id); no token scope applies."""
+    project = _find(connection, reference)
+    if project is None:
+        raise NotFound(f"no project {reference!r}")
     return project
 
 
@@ -84,18 +97,14 @@ def list_projects(
 
 def delete_project(ctx: Context, reference: str) -> None:
     with ctx.db.write() as connection:
-        project = repo.find_project(connection, reference)
-        if project is None:
-            raise NotFound(f"no project {reference!r}")
+        project = _existing_project(connection, reference)
         repo.delete_project(connection, project.id)
 
 
 def add_domain(ctx: Context, name: str, project_reference: str) -> DomainName:
     domain = parse_domain(name)
     with ctx.db.write() as connection:
-        project = repo.find_project(connection, project_reference)
-        if project is None:
-            raise NotFound(f"no project {project_reference!r}")
+        project = _existing_project(connection, project_reference)
         existing = repo.find_domain(connection, domain.ascii)
         if existing is not None:
             if existing.project_id == project.id:
@@ -135,9 +144,7 @@ def list_domains(ctx: Context, project_reference: str | None = None) -> list[Row
     with ctx.db.read() as connection:
         project_id = None
         if project_reference is not None:
-            project = repo.find_project(connection, project_reference)
-            if project is None:
-                raise NotFound(f"no project {project_reference!r}")
+            project = _existing_project(connection, project_reference)
             project_id = project.id
         return repo.list_domains(connection, project_id)
 
@@ -152,9 +159,7 @@ def create_token(
     with ctx.db.write() as connection:
         project_id = None
         if project_reference is not None:
-            project = repo.find_project(connection, project_reference)
-            if project is None:
-                raise NotFound(f"no project {project_reference!r}")
+            project = _existing_project(connection, project_reference)
             project_id = project.id
         repo.insert_token(
             connection,

@@ -23,10 +23,6 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def _configure_sqlite(dbapi_connection: Any, _entry: ConnectionPoolEntry) -> None:
     # The driver's own transaction handling is turned off so that BEGIN IMMEDIATE below takes the write
     # lock at the start of every transaction: no deadlocked upgrade from a read to a write lock.
