@@ -1,5 +1,6 @@
 """Single-threaded cost of the two hottest API reads, in process, without HTTP: the service call plus the
-wire body (`views` + orjson), for GET one address and a list of 100, on SQLite and PostgreSQL.
+wire body (written by the database, `store.address_document`), for GET one address and a list of 100,
+on SQLite and PostgreSQL.
 
     .venv/bin/python bench/service_calls.py
 
@@ -15,10 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 from sqlalchemy import Engine
 
-from postwerk.api import views
 from postwerk.domain.rate_limits import RateLimitCatalogue
 from postwerk.service import Context, projects
 from postwerk.service import mail_addresses as addresses
@@ -62,15 +61,18 @@ def measure(engine: Engine, name: str) -> None:
     ]
 
     def get_one() -> bytes:
-        return orjson.dumps(
-            views.mail_address(addresses.get(context, caller, ids[50])), option=orjson.OPT_UTC_Z
-        )
+        return addresses.get(context, caller, ids[50]).encode()
 
     def list_100() -> bytes:
-        records, _ = addresses.list_for_project(
-            context, caller, project_id, AddressFilter(project_ids=None), SORT, Page(limit=10000, skip=0)
+        documents, _ = addresses.list_for_project(
+            context,
+            caller,
+            project_id,
+            AddressFilter(project_ids=None),
+            SORT,
+            Page(limit=10000, skip=0),
         )
-        return orjson.dumps([views.mail_address(r) for r in records], option=orjson.OPT_UTC_Z)
+        return ("[" + ",".join(documents) + "]").encode()
 
     get_us, list_us = median_us(get_one, 1000), median_us(list_100, 200)
     print(f"{name:<9} GET one address {get_us:8.0f} us   list of 100 {list_us:8.0f} us")

@@ -75,7 +75,8 @@ def test_serve_first_start_writes_an_owner_only_token_file(tmp_path: Path) -> No
     port = free_port()
     env = {**os.environ, "POSTWERK_DATA_DIR": str(tmp_path / "data")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "postwerk.cli", "serve", "--api", f"127.0.0.1:{port}"],
+        # The API alone: the mail servers' own start is tested in tests/mail/.
+        [sys.executable, "-m", "postwerk.cli", "serve", "--role", "api", "--api", f"127.0.0.1:{port}"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

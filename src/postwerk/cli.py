@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -48,16 +52,81 @@ def _emit_list(
         print(line(item))
 
 
+_MAIL_FLAGS = (
+    "role",
+    "smtp",
+    "imap",
+    "imaps",
+    "pop3",
+    "pop3s",
+    "tls_cert",
+    "tls_key",
+    "mail_hostname",
+    "message_size_limit",
+    "relay_host",
+)
+
+
+def _mail_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name, None) for name in _MAIL_FLAGS}
+
+
+class _Terminated(Exception):
+    """SIGTERM: unwind like Ctrl-C, so the mail servers are stopped on the way out."""
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise _Terminated
+
+
+def _wait_for_termination() -> None:
+    with contextlib.suppress(KeyboardInterrupt, _Terminated):
+        threading.Event().wait()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from postwerk.mailstack.permissions import MailSetupError
+    from postwerk.mailstack.stack import MailStack
 
-    from postwerk.api.app import create_app
-
-    settings = _settings(args, api=args.api, log_level=args.log_level)
+    settings = _settings(args, api=args.api, log_level=args.log_level, **_mail_settings(args))
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     context = build_context(settings)
+    stack = MailStack(settings) if settings.runs_mail else None
+    # uvicorn, after its own graceful shutdown, raises the signal it caught again: with this handler that
+    # unwinds to the `finally` below instead of ending the process there.
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        if stack is not None:
+            stack.prepare()
+            stack.start()
+            stack.wait_ready()
+            print(
+                f"postwerk: mail servers up: SMTP (MX) {settings.smtp}, IMAP {settings.imap} (STARTTLS), "
+                f"IMAPS {settings.imaps}, POP3 {settings.pop3} (STARTTLS), POP3S {settings.pop3s}",
+                flush=True,
+            )
+        if settings.runs_api:
+            _serve_api(context, settings)
+        else:
+            _wait_for_termination()
+    except MailSetupError as error:
+        print(f"postwerk: cannot start the mail servers: {error}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, _Terminated):
+        pass
+    finally:
+        if stack is not None:
+            stack.stop()
+    return 0
+
+
+def _serve_api(context: Context, settings: Settings) -> None:
+    import uvicorn
+
+    from postwerk.api.app import create_app
+
     token_file = ensure_first_admin_token(context, settings)
     if token_file is not None:
         print(f"postwerk: first start: an admin API token was written to {token_file.resolve()}", flush=True)
@@ -66,7 +135,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
         context, max_request_bytes=settings.max_request_bytes, worker_threads=settings.api_threads
     )
     print(f"postwerk: API on http://{host}:{port}/v2/ (docs: /v2/docs)", flush=True)
+    # uvicorn handles SIGINT and SIGTERM itself and returns; the mail servers are stopped after it.
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), server_header=False)
+
+
+def cmd_config_render(args: argparse.Namespace) -> int:
+    from postwerk.mailstack.layout import SYSTEM_ACCOUNTS, Layout
+    from postwerk.mailstack.permissions import MailSetupError
+    from postwerk.mailstack.render import render
+    from postwerk.mailstack.stack import mail_uid, write_files
+
+    settings = _settings(args, **_mail_settings(args))
+    if not settings.effective_database_url.startswith(("postgresql", "postgres")):
+        raise ValueError(
+            "the system-wide layout reads PostgreSQL: give --database-url postgresql://... "
+            "(the embedded SQLite database is for `postwerk serve`'s own mail servers)"
+        )
+    layout = Layout.system(settings.data_dir, settings.tls_cert, settings.tls_key)
+    out = Path(args.out)
+    try:
+        uid = mail_uid(SYSTEM_ACCOUNTS)
+    except MailSetupError as error:
+        print(f"postwerk: {error}", file=sys.stderr)
+        return 1
+    written = write_files(
+        render(settings, layout, SYSTEM_ACCOUNTS, uid),
+        relocate={layout.postfix_config: out / "postfix", layout.dovecot_config: out / "dovecot"},
+    )
+    _emit(
+        args,
+        {"written": [str(path) for path in written]},
+        "\n".join(str(path) for path in written),
+    )
     return 0
 
 
@@ -167,6 +267,35 @@ def cmd_rate_limit_approve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mail_arguments(parser: argparse.ArgumentParser) -> None:
+    mail = parser.add_argument_group("mail servers")
+    mail.add_argument("--smtp", help="HOST:PORT of the MX (env POSTWERK_SMTP, default 127.0.0.1:2525)")
+    mail.add_argument(
+        "--imap", help="HOST:PORT of IMAP with STARTTLS (env POSTWERK_IMAP, default 127.0.0.1:1143)"
+    )
+    mail.add_argument(
+        "--imaps", help="HOST:PORT of IMAP over TLS (env POSTWERK_IMAPS, default 127.0.0.1:9933)"
+    )
+    mail.add_argument(
+        "--pop3", help="HOST:PORT of POP3 with STARTTLS (env POSTWERK_POP3, default 127.0.0.1:1110)"
+    )
+    mail.add_argument(
+        "--pop3s", help="HOST:PORT of POP3 over TLS (env POSTWERK_POP3S, default 127.0.0.1:9955)"
+    )
+    mail.add_argument("--tls-cert", help="PEM certificate (env POSTWERK_TLS_CERT; default: self-signed)")
+    mail.add_argument("--tls-key", help="PEM private key (env POSTWERK_TLS_KEY)")
+    mail.add_argument(
+        "--mail-hostname",
+        help="name the mail servers announce (env POSTWERK_MAIL_HOSTNAME, default: host name)",
+    )
+    mail.add_argument(
+        "--message-size-limit", type=int, help="bytes (env POSTWERK_MESSAGE_SIZE_LIMIT, default 52428800)"
+    )
+    mail.add_argument(
+        "--relay-host", help="HOST:PORT of a smart host for outbound mail (env POSTWERK_RELAY_HOST)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="postwerk", description="Mail hosting with a mittwald-compatible API."
@@ -181,9 +310,27 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    serve = command(commands, "serve", cmd_serve, "run the HTTP API (migrations run on start)")
+    serve = command(
+        commands, "serve", cmd_serve, "run the HTTP API and the mail servers (migrations run on start)"
+    )
     serve.add_argument("--api", help="HOST:PORT to listen on (env POSTWERK_API, default 127.0.0.1:8080)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING... (env POSTWERK_LOG_LEVEL)")
+    serve.add_argument(
+        "--role", choices=("all", "api", "mail"), help="what to run (env POSTWERK_ROLE, default all)"
+    )
+    _mail_arguments(serve)
+
+    config = commands.add_parser("config", help="mail server configuration").add_subparsers(
+        dest="config_command", required=True
+    )
+    config_render = command(
+        config,
+        "render",
+        cmd_config_render,
+        "write Postfix and Dovecot configuration for the system-wide services (against PostgreSQL)",
+    )
+    config_render.add_argument("--out", required=True, help="folder to write postfix/ and dovecot/ into")
+    _mail_arguments(config_render)
 
     db = commands.add_parser("db", help="database maintenance").add_subparsers(
         dest="db_command", required=True

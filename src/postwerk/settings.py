@@ -5,8 +5,10 @@ Nothing else in Postwerk reads `os.environ`.
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,8 +18,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="POSTWERK_", extra="forbid")
 
     data_dir: Path = Field(
-        default=Path("./postwerk-data"),
-        description="Folder for the SQLite database and everything else Postwerk keeps on disk.",
+        default_factory=lambda: default_data_dir(),
+        description="Folder for the SQLite database, the mail servers' configuration, queue and mail storage"
+        " (default /var/lib/postwerk as root, ./postwerk-data otherwise).",
     )
     database_url: str | None = Field(
         default=None,
@@ -34,11 +37,62 @@ class Settings(BaseSettings):
         default=4, ge=1, le=256, description="Threads for the API's blocking work (database writes, hashing)."
     )
 
-    @field_validator("api")
+    role: Literal["all", "api", "mail"] = Field(
+        default="all",
+        description="What `serve` runs: the API and the mail servers (all), or one of them (api, mail).",
+    )
+    # Listeners of the embedded Postfix and Dovecot: unprivileged loopback ports by default, so they never
+    # collide with a system mail server; production uses 25, 143, 993, 110 and 995 on public addresses.
+    smtp: str = Field(default="127.0.0.1:2525", description="HOST:PORT of the MX (Postfix smtpd).")
+    imap: str = Field(default="127.0.0.1:1143", description="HOST:PORT of IMAP (STARTTLS).")
+    imaps: str = Field(default="127.0.0.1:9933", description="HOST:PORT of IMAP over TLS.")
+    pop3: str = Field(default="127.0.0.1:1110", description="HOST:PORT of POP3 (STARTTLS).")
+    pop3s: str = Field(default="127.0.0.1:9955", description="HOST:PORT of POP3 over TLS.")
+    tls_cert: Path | None = Field(
+        default=None, description="PEM certificate chain; default: a self-signed one made on first start."
+    )
+    tls_key: Path | None = Field(default=None, description="PEM private key belonging to tls_cert.")
+    mail_hostname: str = Field(
+        default_factory=socket.gethostname,
+        description="The name the mail servers announce (default: the machine's host name, without DNS).",
+    )
+    message_size_limit: int = Field(
+        default=50 * 1024 * 1024, ge=1024, description="Largest message accepted, in bytes."
+    )
+    relay_host: str | None = Field(
+        default=None, description="HOST:PORT of a smart host for outbound mail; default: direct MX delivery."
+    )
+
+    @field_validator("api", "smtp", "imap", "imaps", "pop3", "pop3s", "relay_host")
     @classmethod
-    def _check_host_port(cls, value: str) -> str:
-        split_host_port(value)
+    def _check_host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_host_port(value)
         return value
+
+    @field_validator("mail_hostname")
+    @classmethod
+    def _check_hostname(cls, value: str) -> str:
+        name = value.strip().rstrip(".").lower()
+        labels = name.split(".")
+        if (
+            not name
+            or len(name) > 253
+            or not all(
+                label and len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii()
+                for label in labels
+            )
+        ):
+            raise ValueError(f"{value!r} is not a host name (ASCII letters, digits, - and .)")
+        return name
+
+    @property
+    def runs_api(self) -> bool:
+        return self.role in {"all", "api"}
+
+    @property
+    def runs_mail(self) -> bool:
+        return self.role in {"all", "mail"}
 
     @property
     def sqlite_path(self) -> Path:
@@ -51,6 +105,11 @@ class Settings(BaseSettings):
     @property
     def admin_token_file(self) -> Path:
         return self.data_dir / "admin-token"
+
+
+def default_data_dir() -> Path:
+    # As root the mail servers' own users must reach the folder: a clone in root's home is often closed.
+    return Path("/var/lib/postwerk") if os.geteuid() == 0 else Path("./postwerk-data")
 
 
 def split_host_port(value: str) -> tuple[str, int]:

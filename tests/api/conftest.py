@@ -64,9 +64,9 @@ class PasswordRecorder:
 
 
 @contextmanager
-def serving(context: Context) -> Iterator[str]:
+def serving(context: Context, *, hot_reads: bool = True) -> Iterator[str]:
     """Postwerk's app for `context` under uvicorn on a free loopback port; yields its base URL."""
-    app = PasswordRecorder(create_app(context, max_request_bytes=1024 * 1024))
+    app = PasswordRecorder(create_app(context, max_request_bytes=1024 * 1024, hot_reads=hot_reads))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="debug"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -33,4 +33,5 @@ def test_a_write_waits_for_the_address_lock(engine: Engine, hosted: HostedProjec
         assert writer.is_alive(), "the second writer did not wait for the row lock"
     writer.join(timeout=10)
     assert not writer.is_alive()
-    assert mail_addresses.get(context, ADMIN, address_id).targets == ["y@elsewhere.example"]
+    with context.db.read() as connection:
+        assert repo.get_address(connection, address_id).targets == ["y@elsewhere.example"]

@@ -12,7 +12,9 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postwerk import __version__
+from postwerk.api.deps import SECURITY_SCHEMES
 from postwerk.api.errors import error_response, install_error_handlers
+from postwerk.api.hot_paths import HotReads
 from postwerk.api.routers import delivery_boxes, mail_addresses, mail_settings, projects, rate_limits
 from postwerk.service import Context
 from postwerk.settings import Settings
@@ -83,6 +85,7 @@ def create_app(
     *,
     max_request_bytes: int = 1024 * 1024,
     worker_threads: int = DEFAULT_WORKER_THREADS,
+    hot_reads: bool = True,
     **fastapi_options: Any,
 ) -> FastAPI:
     # The docs page ships its own Swagger UI files: a mail server's host often has no way to a CDN.
@@ -102,22 +105,28 @@ def create_app(
     for module in (mail_addresses, delivery_boxes, mail_settings, rate_limits, projects):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
-    app.openapi = _without_fastapi_422(app.openapi)  # type: ignore[method-assign]
+    if hot_reads:
+        app.add_middleware(HotReads, context=context)
+    app.openapi = _finished_document(app.openapi)  # type: ignore[method-assign]
     return app
 
 
-def _without_fastapi_422(generate: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+def _finished_document(generate: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
     """FastAPI documents a 422 `HTTPValidationError` for every operation with parameters, but Postwerk
-    answers invalid requests with mittwald's 400 `ValidationError` (see `errors`) and never with 422."""
+    answers invalid requests with mittwald's 400 `ValidationError` (see `errors`) and never with 422.
+    The security schemes are added here because the token is read without FastAPI's security classes
+    (`deps.current_caller`); each operation that takes it names them (`routing.add_route`)."""
 
     def openapi() -> dict[str, Any]:
         document = generate()  # FastAPI caches it; stripping it again changes nothing
         for item in document.get("paths", {}).values():
             for operation in item.values():
                 operation.get("responses", {}).pop("422", None)
-        schemas = document.get("components", {}).get("schemas", {})
+        components = document.setdefault("components", {})
+        schemas = components.get("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
+        components["securitySchemes"] = SECURITY_SCHEMES
         return document
 
     return openapi

@@ -20,5 +20,10 @@ def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | Non
     )
 
 
+def json_text_response(text: str, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """A body that is JSON already (written by the database, see `store.json_documents`)."""
+    return Response(text.encode(), status_code=status, headers=headers, media_type="application/json")
+
+
 def empty_response(status: int) -> Response:
     return Response(status_code=status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -14,6 +15,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from postwerk.api.deps import SECURITY_SCHEMES, CallerDep
 from postwerk.api.responses import empty_response
 from postwerk.api.schemas import ErrorOut, ValidationErrorsOut
 from postwerk.service import Context
@@ -58,7 +60,9 @@ def add_route(
         result = call() if reads_only and context.db.reads_inline else await anyio.to_thread.run_sync(call)
         return empty_response(status) if result is None else result
 
-    endpoint.__signature__ = inspect.signature(handler)  # type: ignore[attr-defined]
+    signature = inspect.signature(handler)
+    endpoint.__signature__ = signature  # type: ignore[attr-defined]
+    authenticated = CallerDep in typing.get_type_hints(handler, include_extras=True).values()
     success: dict[str, Any] = {"description": "OK"}
     if model is not None:
         success["model"] = model
@@ -78,6 +82,7 @@ def add_route(
         # even the bodiless 200 of the deprecated PUTs. Success and error bodies come from `responses`.
         response_class=Response,
         responses={status: success, **{code: doc for code, doc in _ERRORS.items() if code != status}},
+        openapi_extra={"security": [{name: []} for name in SECURITY_SCHEMES]} if authenticated else None,
     )
 
 

@@ -4,6 +4,7 @@ thread hop, one database round of work); the admin commands act with a scope kno
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -23,13 +24,25 @@ class Caller:
     def scope(self, connection: Connection) -> TokenScope:
         if self.known_scope is not None:
             return self.known_scope
+        return self.scope_from(repo.find_token(connection, self.digest()))
+
+    def digest(self) -> str:
+        """What the token is stored as; raises Unauthorized without a token."""
         if not self.token:
             raise Unauthorized("an access token is required (x-access-token or Authorization: Bearer)")
-        row = repo.find_token(connection, token_digest(self.token))
-        if row is None:
+        return token_digest(self.token)
+
+    @staticmethod
+    def scope_from(row: Any) -> TokenScope:
+        """The scope of a token row found by `digest()` (columns id, is_admin, project_id, read_only), which
+        a query may fetch together with what the request reads (one round trip)."""
+        if row is None or row.id is None:
             raise Unauthorized("the access token is not valid")
         return TokenScope(
-            token_id=row.id, is_admin=row.is_admin, project_id=row.project_id, read_only=row.read_only
+            token_id=row.id,
+            is_admin=bool(row.is_admin),
+            project_id=row.project_id,
+            read_only=bool(row.read_only),
         )
 
     def writer(self, connection: Connection) -> TokenScope:

@@ -157,9 +157,18 @@ def _visible(
     return record
 
 
-def get(ctx: Context, caller: Caller, address_id: str) -> AddressRecord:
+def get(ctx: Context, caller: Caller, address_id: str) -> str:
+    """The address as the API returns it, as JSON text (`store.address_document`)."""
     with ctx.db.read() as connection:
-        return _visible(connection, caller.scope(connection), address_id)
+        if caller.known_scope is not None:
+            scope = caller.known_scope
+            found = repo.get_address_document(connection, address_id)
+        else:
+            found = repo.get_address_document_with_token(connection, address_id, caller.digest())
+            scope = caller.scope_from(found)
+    if found is None or found.address_project_id is None or not scope.may_see(found.address_project_id):
+        raise NotFound("the mail address does not exist")
+    return str(found.document)
 
 
 def list_for_project(
@@ -169,7 +178,8 @@ def list_for_project(
     address_filter: AddressFilter,
     sorting: Sequence[Sorting],
     page: Page,
-) -> tuple[list[AddressRecord], int]:
+) -> tuple[list[str], int]:
+    """A page of the matching addresses as JSON texts, and how many match in all."""
     with ctx.db.read() as connection:
         scope = caller.scope(connection)
         if project_reference is not None:
@@ -178,7 +188,7 @@ def list_for_project(
             project_ids = None if scope.is_admin else [scope.project_id or ""]
         search_key = search_pattern(address_filter.search) if address_filter.search else None
         effective = replace(address_filter, project_ids=project_ids, search_key=search_key)
-        return repo.list_addresses(connection, effective, sorting, page)
+        return repo.list_address_documents(connection, effective, sorting, page)
 
 
 def delete(ctx: Context, caller: Caller, address_id: str) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from postwerk.store.address_document import MAIL_ADDRESS_DOCUMENT
 from postwerk.store.db import READ_OPTION, WRITE_OPTION
 from postwerk.store.tables import (
     api_tokens,
@@ -112,14 +113,14 @@ def _contains(column: Any, term: str) -> ColumnElement[bool]:
     return column.ilike(_pattern(term), escape="\\")  # type: ignore[no-any-return]
 
 
-def _search_text_contains(term: str, *, use_trigram_index: bool) -> ColumnElement[bool]:
+def _search_text_contains(pattern: Any, *, use_trigram_index: bool) -> ColumnElement[bool]:
     """`search_text` is folded already, so LIKE suffices. Within one project the project index finds the
     few candidate rows faster than the trigram index finds every match across the installation, so there
     the column is wrapped in an expression the trigram index cannot serve."""
     column: Any = mail_addresses.c.search_text
     if not use_trigram_index:
         column = column + literal_column("''")
-    return column.like(_pattern(term), escape="\\")  # type: ignore[no-any-return]
+    return column.like(pattern, escape="\\")  # type: ignore[no-any-return]
 
 
 # --- projects -----------------------------------------------------------------------------------------
@@ -129,9 +130,13 @@ def insert_project(connection: Connection, values: Mapping[str, Any]) -> None:
     connection.execute(insert(projects).values(**values))
 
 
+_FIND_PROJECT_BY_SHORT_ID = select(projects).where(projects.c.short_id == bindparam("reference"))
+_FIND_PROJECT_BY_ID = select(projects).where(projects.c.id == bindparam("reference"))
+
+
 def find_project(connection: Connection, reference: str) -> Row[Any] | None:
-    column = projects.c.short_id if reference.startswith("p-") else projects.c.id
-    return connection.execute(select(projects).where(column == reference)).first()
+    statement = _FIND_PROJECT_BY_SHORT_ID if reference.startswith("p-") else _FIND_PROJECT_BY_ID
+    return connection.execute(statement, {"reference": reference}).first()
 
 
 def list_projects(
@@ -247,20 +252,37 @@ class AddressFilter:
     auto_responder: bool | None = None
     mail_archive: bool | None = None
 
+    def statement_key(self) -> tuple[Any, ...]:
+        """What the SQL of `condition()` depends on; the values are bound parameters (`parameters()`)."""
+        projects_kind = None if self.project_ids is None else len(self.project_ids) == 1
+        flags = (self.forward_address, self.catch_all, self.auto_responder, bool(self.mail_archive))
+        return (projects_kind, bool(self.search), *flags)
+
+    def parameters(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        if self.project_ids is not None and len(self.project_ids) == 1:
+            values["project_id"] = self.project_ids[0]
+        elif self.project_ids is not None:
+            values["project_ids"] = list(self.project_ids)
+        if self.search:
+            values["search_id"] = self.search
+            values["search_pattern"] = _pattern(self.search_key or self.search)
+        return values
+
     def condition(self) -> ColumnElement[bool]:
         c = mail_addresses.c
         parts: list[ColumnElement[bool]] = []
         if self.project_ids is not None:
             parts.append(
-                c.project_id.in_(list(self.project_ids))
-                if len(self.project_ids) != 1
-                else c.project_id == self.project_ids[0]
+                c.project_id == bindparam("project_id")
+                if len(self.project_ids) == 1
+                else c.project_id.in_(bindparam("project_ids", expanding=True))
             )
         if self.search:
             matches_text = _search_text_contains(
-                self.search_key or self.search, use_trigram_index=self.project_ids is None
+                bindparam("search_pattern"), use_trigram_index=self.project_ids is None
             )
-            parts.append(or_(c.id == self.search, matches_text))
+            parts.append(or_(c.id == bindparam("search_id"), matches_text))
         if self.forward_address is not None:
             parts.append(c.is_mailbox == (not self.forward_address))
         if self.catch_all is not None:
@@ -278,9 +300,11 @@ class AddressRecord:
     targets: list[str] = field(default_factory=list)
 
 
-# What reads of addresses fetch: every column but the password hash and the search text, which no reader
-# needs. Statements that run on every request are built once (building one costs more than running it).
-_ADDRESS_COLUMNS = [c for c in mail_addresses.c if c.name not in {"password_hash", "search_text"}]
+# What reads of addresses fetch: every column but the password hash, the search keys and the stored
+# document, which no reader of rows needs. Statements that run on every request are built once (building
+# one costs more than running it).
+_NOT_READ = {"password_hash", "search_text", "document", "document_version", "unicode_key"}
+_ADDRESS_COLUMNS = [c for c in mail_addresses.c if c.name not in _NOT_READ]
 _GET_ADDRESS = (
     select(*_ADDRESS_COLUMNS, forward_targets.c.target)
     .outerjoin(forward_targets, forward_targets.c.address_id == mail_addresses.c.id)
@@ -311,35 +335,100 @@ def get_address(connection: Connection, address_id: str, *, for_update: bool = F
     return records[0] if records else None
 
 
-def list_addresses(
+_ADDRESS_DOCUMENT_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _document_statement(connection: Connection, purpose: str) -> Any:
+    """Statements around the address document, built once per dialect (`address_document`)."""
+    key = (connection.dialect.name, purpose)
+    statement = _ADDRESS_DOCUMENT_STATEMENTS.get(key)
+    if statement is None:
+        by_id = mail_addresses.c.id == bindparam("address_id")
+        document = MAIL_ADDRESS_DOCUMENT.expression(connection.dialect)
+        address_project = mail_addresses.c.project_id.label("address_project_id")
+        if purpose == "get":
+            statement = select(address_project, document).where(by_id)
+        elif purpose == "get with token":
+            # The token's row, and the address joined to it when it exists (NULL columns otherwise).
+            statement = (
+                select(*_FIND_TOKEN.selected_columns, address_project, document)
+                .select_from(api_tokens.outerjoin(mail_addresses, by_id))
+                .where(api_tokens.c.token_sha256 == bindparam("digest"))
+            )
+        else:
+            values = MAIL_ADDRESS_DOCUMENT.refresh_values(connection.dialect)
+            statement = update(mail_addresses).where(by_id).values(values)
+        _ADDRESS_DOCUMENT_STATEMENTS[key] = statement
+    return statement
+
+
+def get_address_document(connection: Connection, address_id: str) -> Any:
+    """(address_project_id, document) of one address, the document as JSON text (`address_document`)."""
+    return connection.execute(_document_statement(connection, "get"), {"address_id": address_id}).first()
+
+
+def get_address_document_with_token(connection: Connection, address_id: str, digest: str) -> Any:
+    """`get_address_document` and `find_token` in one query: None when no token has this digest; a row with
+    the token's columns and a NULL address_project_id when the address does not exist (its document is
+    then the document of a row of NULLs: meaningless)."""
+    statement = _document_statement(connection, "get with token")
+    return connection.execute(statement, {"address_id": address_id, "digest": digest}).first()
+
+
+def store_address_document(connection: Connection, address_id: str) -> None:
+    """Every write of an address or its forward targets must end here, in the same transaction (the writes
+    in this module do): the API serves the stored document (`address_document`)."""
+    connection.execute(_document_statement(connection, "store"), {"address_id": address_id})
+
+
+# Built once per shape of request (filters, sort, document, dialect): building a statement costs more than
+# running it on SQLite. Few shapes exist (a handful of flags and sort fields), so the cache stays small.
+_ADDRESS_LIST_STATEMENTS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def _address_list_statements(
+    connection: Connection, address_filter: AddressFilter, sorting: Sequence[Sorting]
+) -> tuple[Any, Any]:
+    key = (connection.dialect.name, address_filter.statement_key(), tuple(sorting))
+    statements = _ADDRESS_LIST_STATEMENTS.get(key)
+    if statements is None:
+        condition = address_filter.condition()
+        page = _ordered(
+            select(MAIL_ADDRESS_DOCUMENT.expression(connection.dialect))
+            .select_from(mail_addresses)
+            .where(condition),
+            mail_addresses,
+            sorting,
+        )
+        page = page.limit(bindparam("limit")).offset(bindparam("skip"))
+        count = select(func.count()).select_from(mail_addresses).where(condition)
+        statements = _ADDRESS_LIST_STATEMENTS[key] = (page, count)
+    return statements
+
+
+def list_address_documents(
     connection: Connection, address_filter: AddressFilter, sorting: Sequence[Sorting], page: Page
-) -> tuple[list[AddressRecord], int]:
-    condition = address_filter.condition()
-    total = connection.execute(select(func.count()).select_from(mail_addresses).where(condition)).scalar_one()
-    if total <= page.skip or page.limit == 0:
-        return [], int(total)
-    statement = _ordered(select(*_ADDRESS_COLUMNS).where(condition), mail_addresses, sorting)
-    records = [
-        AddressRecord(row) for row in connection.execute(statement.limit(page.limit).offset(page.skip))
-    ]
-    by_id = {record.row.id: record for record in records}
-    # One more query for the page's forward targets: cheaper than joining them into a paged subquery.
-    targets = (
-        select(forward_targets.c.address_id, forward_targets.c.target)
-        .where(forward_targets.c.address_id.in_(list(by_id)))
-        .order_by(forward_targets.c.address_id, forward_targets.c.position)
-    )
-    for address_id, target in connection.execute(targets):
-        by_id[address_id].targets.append(target)
-    return records, int(total)
+) -> tuple[list[str], int]:
+    """A page of addresses as JSON texts (see `get_address_document`), and how many match in all."""
+    page_statement, count_statement = _address_list_statements(connection, address_filter, sorting)
+    parameters = address_filter.parameters()
+    documents: list[str] = []
+    if page.limit > 0:
+        rows = connection.execute(page_statement, {**parameters, "limit": page.limit, "skip": page.skip})
+        documents = list(rows.scalars().all())
+    if 0 < len(documents) < page.limit or (not documents and page.skip == 0 and page.limit > 0):
+        return documents, page.skip + len(documents)  # the page holds the last match: no count needed
+    return documents, int(connection.execute(count_statement, parameters).scalar_one())
 
 
 def insert_address(connection: Connection, values: Mapping[str, Any]) -> None:
     connection.execute(insert(mail_addresses).values(**values))
+    store_address_document(connection, values["id"])
 
 
 def update_address(connection: Connection, address_id: str, values: Mapping[str, Any]) -> None:
     connection.execute(update(mail_addresses).where(mail_addresses.c.id == address_id).values(**values))
+    store_address_document(connection, address_id)
 
 
 def replace_forward_targets(
@@ -351,6 +440,7 @@ def replace_forward_targets(
             insert(forward_targets),
             [{"address_id": address_id, "position": index, **target} for index, target in enumerate(targets)],
         )
+    store_address_document(connection, address_id)
 
 
 def delete_address(connection: Connection, address_id: str) -> None:

@@ -6,11 +6,13 @@ Postfix and Dovecot never read these tables directly: they read the lookup views
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Computed,
     DateTime,
     ForeignKey,
     Index,
@@ -21,8 +23,9 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 metadata = MetaData(
     naming_convention={
@@ -38,11 +41,29 @@ UUID_LENGTH = 36
 ADDRESS_KEY_LENGTH = 320
 
 
+# SQLite keeps timestamps as text. Postwerk writes that text in the form the API returns (RFC 3339, UTC,
+# six fractional digits, `Z`), so the database can copy it into JSON documents as it is
+# (`store.json_documents`); a fixed width keeps text order equal to time order. Reading also accepts the
+# form SQLAlchemy writes by default (space, no `Z`), from before migration 0004.
+SQLITE_TIMESTAMP_FORMAT = (
+    "%(year)04d-%(month)02d-%(day)02dT%(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06dZ"
+)
+_SQLITE_TIMESTAMP = sqlite.DATETIME(  # type: ignore[no-untyped-call]
+    storage_format=SQLITE_TIMESTAMP_FORMAT,
+    regexp=r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{6}))?Z?$",
+)
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every backend (SQLite keeps no zone, so it is restored on read)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SQLITE_TIMESTAMP)
+        return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -101,6 +122,14 @@ mail_addresses = Table(
     Column("domain_ascii", String(253), nullable=False),
     Column("domain_unicode", String(253), nullable=False),
     Column("lookup_key", String(ADDRESS_KEY_LENGTH), nullable=False, unique=True),
+    # The same key with the U-label domain, computed by the database (migration 0003): what Postfix and
+    # Dovecot look an address up by when it is written with its Unicode domain.
+    Column(
+        "unicode_key",
+        Text,
+        Computed("substr(lookup_key, 1, length(lookup_key) - length(domain_ascii)) || domain_unicode"),
+        index=True,
+    ),
     Column(
         "search_text", Text, nullable=False, server_default=text("''")
     ),  # see domain.addresses.search_text
@@ -127,6 +156,9 @@ mail_addresses = Table(
     _timestamp("autoresponder_expires_at", nullable=True),
     _timestamp("created_at"),
     _timestamp("updated_at"),
+    # The address as the API returns it, stored by every write (see `store.address_document`).
+    Column("document", Text),
+    Column("document_version", String(16)),
     Index("ix_mail_addresses_project_order", "project_id", "domain_ascii", "local_part"),
     Index("ix_mail_addresses_domain_id", "domain_id"),
     Index(

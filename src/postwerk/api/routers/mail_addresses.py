@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from postwerk.api import views
 from postwerk.api.deps import (
     CallerDep,
     ContextDep,
@@ -18,7 +17,7 @@ from postwerk.api.deps import (
     pagination_headers,
     search_term,
 )
-from postwerk.api.responses import json_response
+from postwerk.api.responses import json_response, json_text_response
 from postwerk.api.routing import PAGINATION_HEADERS, add_route
 from postwerk.api.schemas import (
     ActiveIn,
@@ -34,8 +33,10 @@ from postwerk.api.schemas import (
     SpamProtectionIn,
 )
 from postwerk.domain.mailboxes import AUTORESPONDER_OFF, AutoResponder, SpamProtection
+from postwerk.service import Context
 from postwerk.service import mail_addresses as service
-from postwerk.store.repository import AddressFilter, Sorting
+from postwerk.service.access import Caller
+from postwerk.store.repository import AddressFilter, Page, Sorting
 
 SortField = Literal[
     "address.domain",
@@ -81,11 +82,12 @@ OrderQuery = Annotated[
 ]
 
 
-def _list(
-    context: ContextDep,
-    caller: CallerDep,
+def list_response(
+    context: Context,
+    caller: Caller,
     project_reference: str | None,
-    page: PageDep,
+    *,
+    page: Page,
     search: str | None,
     forward_address: bool | None,
     catch_all: bool | None,
@@ -94,6 +96,7 @@ def _list(
     sort: list[SortField] | None,
     order: list[Literal["asc", "desc"]] | None,
 ) -> Response:
+    """Both list operations (and `hot_paths`): the page as the database wrote it, with paging headers."""
     address_filter = AddressFilter(
         project_ids=None,
         search=search_term(search),
@@ -102,12 +105,10 @@ def _list(
         auto_responder=auto_responder,
         mail_archive=mail_archive,
     )
-    records, total = service.list_for_project(
+    documents, total = service.list_for_project(
         context, caller, project_reference, address_filter, _sorting(sort, order), page
     )
-    return json_response(
-        [views.mail_address(record) for record in records], 200, pagination_headers(page, total)
-    )
+    return json_text_response("[" + ",".join(documents) + "]", 200, pagination_headers(page, total))
 
 
 def create_mail_address(
@@ -144,18 +145,18 @@ def list_mail_addresses(
     sort: SortQuery = None,
     order: OrderQuery = None,
 ) -> Response:
-    return _list(
+    return list_response(
         context,
         caller,
         projectId,
-        page,
-        search,
-        forwardAddress,
-        catchAll,
-        autoResponder,
-        mailArchive,
-        sort,
-        order,
+        page=page,
+        search=search,
+        forward_address=forwardAddress,
+        catch_all=catchAll,
+        auto_responder=autoResponder,
+        mail_archive=mailArchive,
+        sort=sort,
+        order=order,
     )
 
 
@@ -172,23 +173,23 @@ def list_mail_addresses_for_user(
     sort: SortQuery = None,
     order: OrderQuery = None,
 ) -> Response:
-    return _list(
+    return list_response(
         context,
         caller,
         projectId,
-        page,
-        search,
-        forwardAddress,
-        catchAll,
-        autoResponder,
-        mailArchive,
-        sort,
-        order,
+        page=page,
+        search=search,
+        forward_address=forwardAddress,
+        catch_all=catchAll,
+        auto_responder=autoResponder,
+        mail_archive=mailArchive,
+        sort=sort,
+        order=order,
     )
 
 
 def get_mail_address(context: ContextDep, caller: CallerDep, mailAddressId: MailAddressId) -> Response:
-    return json_response(views.mail_address(service.get(context, caller, str(mailAddressId))))
+    return json_text_response(service.get(context, caller, str(mailAddressId)))
 
 
 def delete_mail_address(context: ContextDep, caller: CallerDep, mailAddressId: MailAddressId) -> None:

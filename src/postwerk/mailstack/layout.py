@@ -1,0 +1,106 @@
+"""Where the mail servers' files live, and the system accounts they run as.
+
+Two layouts share one set of templates: the embedded one (everything inside Postwerk's data folder, run by
+`postwerk serve`) and the system-wide one (`postwerk config render`, for a provider who runs Debian's own
+Postfix and Dovecot services).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# Internal, never routable domains: a hosted address resolves to <mailbox id>@MAILBOX_DOMAIN (delivered by
+# Dovecot's LDA) or, when its receiving is disabled, to <address id>@DISABLED_DOMAIN (refused).
+MAILBOX_DOMAIN = "mailbox.postwerk.invalid"
+DISABLED_DOMAIN = "disabled.postwerk.invalid"
+
+DOVECOT_LDA = Path("/usr/lib/dovecot/dovecot-lda")
+POSTFIX = Path("/usr/sbin/postfix")
+DOVECOT = Path("/usr/sbin/dovecot")
+DOVEADM = Path("/usr/bin/doveadm")
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """System users and groups (made by `make mail-deps`)."""
+
+    # Postfix's mail_owner. Postfix drops supplementary groups when it gives up root, so the embedded
+    # instance has a user of its own whose primary group is `db_group`.
+    postfix_owner: str
+    # Owns every Maildir; Dovecot's mail processes and its LDA run as it. Its group is another one: Postfix's
+    # pipe(8) refuses to run a command with the mail_owner's group. It never opens the database (the LDA
+    # asks Dovecot's auth service), but it must enter the data folder.
+    mail_user: str
+    mail_group: str
+    # May read (and, for SQLite's WAL index, write) the database files.
+    db_group: str
+
+
+EMBEDDED_ACCOUNTS = Accounts(
+    postfix_owner="postwerk-postfix",
+    mail_user="postwerk-mail",
+    mail_group="postwerk-mail",
+    db_group="postwerk",
+)
+# The system-wide services read PostgreSQL, so Debian's own postfix user serves.
+SYSTEM_ACCOUNTS = Accounts(
+    postfix_owner="postfix", mail_user="postwerk-mail", mail_group="postwerk-mail", db_group="postwerk"
+)
+
+
+@dataclass(frozen=True)
+class Layout:
+    postfix_config: Path
+    postfix_queue: Path
+    postfix_data: Path
+    dovecot_config: Path
+    dovecot_base: Path
+    dovecot_state: Path
+    logs: Path | None  # None: the system's logging (syslog or journal)
+    boxes: Path
+    tls_cert: Path
+    tls_key: Path
+    instance: str
+
+    @property
+    def dovecot_conf(self) -> Path:
+        return self.dovecot_config / "dovecot.conf"
+
+    @property
+    def dovecot_sql(self) -> Path:
+        return self.dovecot_config / "postwerk-sql.conf.ext"
+
+    @classmethod
+    def embedded(cls, data_dir: Path, tls_cert: Path | None = None, tls_key: Path | None = None) -> Layout:
+        # Absolute: the servers run with other working directories.
+        root = data_dir.resolve() / "mail"
+        return cls(
+            postfix_config=root / "postfix",
+            postfix_queue=root / "postfix-queue",
+            postfix_data=root / "postfix-data",
+            dovecot_config=root / "dovecot",
+            dovecot_base=root / "dovecot-run",
+            dovecot_state=root / "dovecot-state",
+            logs=root / "log",
+            boxes=root / "boxes",
+            tls_cert=tls_cert.resolve() if tls_cert else root / "tls" / "cert.pem",
+            tls_key=tls_key.resolve() if tls_key else root / "tls" / "key.pem",
+            instance="postwerk",
+        )
+
+    @classmethod
+    def system(cls, data_dir: Path, tls_cert: Path | None = None, tls_key: Path | None = None) -> Layout:
+        return cls(
+            postfix_config=Path("/etc/postfix"),
+            postfix_queue=Path("/var/spool/postfix"),
+            postfix_data=Path("/var/lib/postfix"),
+            dovecot_config=Path("/etc/dovecot"),
+            dovecot_base=Path("/run/dovecot"),
+            dovecot_state=Path("/var/lib/dovecot"),
+            logs=None,
+            boxes=data_dir.resolve() / "mail" / "boxes",
+            tls_cert=tls_cert or Path("/etc/ssl/certs/ssl-cert-snakeoil.pem"),
+            tls_key=tls_key or Path("/etc/ssl/private/ssl-cert-snakeoil.key"),
+            instance="dovecot",
+        )

@@ -1,0 +1,162 @@
+"""The embedded mail servers of `postwerk serve`: Postwerk's own Postfix and Dovecot instances, configured in
+the data folder, run in the foreground under the supervisor."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from postwerk.mailstack import permissions, tls
+from postwerk.mailstack.layout import DOVEADM, DOVECOT, EMBEDDED_ACCOUNTS, POSTFIX, Accounts, Layout
+from postwerk.mailstack.permissions import MailSetupError
+from postwerk.mailstack.render import RenderedFile, render
+from postwerk.mailstack.supervisor import ChildSpec, Supervisor
+from postwerk.settings import Settings, split_host_port
+
+log = logging.getLogger("postwerk.mailstack")
+
+COMMAND_TIMEOUT = 60.0
+READY_TIMEOUT = 30.0
+
+
+def write_files(files: list[RenderedFile], *, relocate: dict[Path, Path] | None = None) -> list[Path]:
+    """Write rendered files (atomically, with their mode and group); `relocate` maps a folder of the
+    layout to the folder the file is written to instead."""
+    written = []
+    for rendered in files:
+        path = rendered.path
+        for folder, target in (relocate or {}).items():
+            if path.is_relative_to(folder):
+                path = target / path.relative_to(folder)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(rendered.content)
+        if rendered.group is not None and os.geteuid() == 0:
+            shutil.chown(temporary, group=rendered.group)
+        temporary.chmod(rendered.mode)
+        temporary.replace(path)
+        written.append(path)
+    return written
+
+
+def mail_uid(accounts: Accounts) -> int:
+    try:
+        return pwd.getpwnam(accounts.mail_user).pw_uid
+    except KeyError:
+        raise MailSetupError(
+            f"the user {accounts.mail_user!r} does not exist: {permissions.FIX_ACCOUNTS}"
+        ) from None
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False)
+
+
+def _wait_for_port(listener: str, deadline: float) -> None:
+    host, port = split_host_port(listener)
+    if host in {"0.0.0.0", "::", "*"}:
+        host = "127.0.0.1"
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise MailSetupError(
+                    f"nothing listens on {listener} (see the logs in the data folder)"
+                ) from None
+            time.sleep(0.05)
+
+
+class MailStack:
+    def __init__(self, settings: Settings, accounts: Accounts = EMBEDDED_ACCOUNTS) -> None:
+        self.settings = settings
+        self.accounts = accounts
+        self.layout = Layout.embedded(settings.data_dir, settings.tls_cert, settings.tls_key)
+        url = make_url(settings.effective_database_url)
+        self.sqlite_path = (
+            Path(url.database).resolve() if url.get_backend_name() == "sqlite" and url.database else None
+        )
+        self.supervisor: Supervisor | None = None
+
+    def prepare(self) -> None:
+        """Folders, certificate and configuration in the data folder; then the check, as each mail server
+        user, that it reaches what it needs. Raises MailSetupError naming the fix."""
+        if os.geteuid() != 0:
+            raise MailSetupError(
+                "the mail servers need root; run `postwerk serve --role api` for the API alone"
+            )
+        for program in (POSTFIX, DOVECOT):
+            if not program.exists():
+                raise MailSetupError(f"{program} is not installed: {permissions.FIX_ACCOUNTS}")
+        if (self.settings.tls_cert is None) != (self.settings.tls_key is None):
+            raise MailSetupError("give both --tls-cert and --tls-key, or neither (for a self-signed one)")
+        permissions.prepare(self.layout, self.accounts, self.settings.data_dir, self.sqlite_path)
+        if self.settings.tls_cert is None and tls.ensure_self_signed(
+            self.layout.tls_cert, self.layout.tls_key, self.settings.mail_hostname
+        ):
+            log.info("made a self-signed certificate for %s", self.settings.mail_hostname)
+        write_files(render(self.settings, self.layout, self.accounts, mail_uid(self.accounts)))
+        permissions.check_access(self.layout, self.accounts, self.sqlite_path)
+        checked = _run([str(POSTFIX), "-c", str(self.layout.postfix_config), "check"])
+        if checked.returncode != 0:
+            raise MailSetupError(f"Postfix refuses its configuration: {checked.stderr.strip()}")
+
+    def _postfix(self, *arguments: str) -> subprocess.CompletedProcess[str]:
+        return _run([str(POSTFIX), "-c", str(self.layout.postfix_config), *arguments])
+
+    def _stop_postfix(self, process: subprocess.Popen[bytes]) -> None:
+        # The child is Postfix's start script, not the master: ask the master itself.
+        if self._postfix("stop").returncode != 0:
+            process.terminate()
+
+    def _stop_stale_postfix(self) -> None:
+        # `start-fg` leaves the master a child of Postfix's start script, so a Postwerk that was killed can
+        # leave it running; it would refuse a second one.
+        if self._postfix("status").returncode == 0:
+            log.warning("a Postfix of this data folder was still running (Postwerk killed?): stopping it")
+            self._postfix("stop")
+
+    def _stop_stale_dovecot(self) -> None:
+        pid_file = self.layout.dovecot_base / "master.pid"
+        if pid_file.exists():
+            result = _run([str(DOVEADM), "-c", str(self.layout.dovecot_conf), "stop"])
+            if result.returncode == 0:
+                log.warning("a Dovecot of this data folder was still running (Postwerk killed?): stopped it")
+
+    def start(self) -> None:
+        self.supervisor = Supervisor(
+            [
+                ChildSpec(
+                    "postfix",
+                    [str(POSTFIX), "-c", str(self.layout.postfix_config), "start-fg"],
+                    stop=self._stop_postfix,
+                    before_start=self._stop_stale_postfix,
+                ),
+                ChildSpec(
+                    "dovecot",
+                    [str(DOVECOT), "-F", "-c", str(self.layout.dovecot_conf)],
+                    before_start=self._stop_stale_dovecot,
+                ),
+            ]
+        )
+        self.supervisor.start()
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        for listener in (self.settings.smtp, self.settings.imap, self.settings.imaps):
+            _wait_for_port(listener, deadline)
+
+    def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()

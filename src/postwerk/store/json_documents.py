@@ -1,0 +1,289 @@
+"""JSON documents built by the database.
+
+A list of 100 addresses costs several times more to turn into Python objects and back into JSON than to
+have the database write the JSON itself (bench/RESULTS.md, "Profiling"). A document is declared once as a
+nested mapping of wire names to columns and constants; `Document.expression` turns it into one SQL
+expression for the connection's dialect (SQLite's `json_object`, PostgreSQL's `json_build_object`).
+
+What a shape may hold, with the same result on both databases:
+- a column: Boolean columns become JSON booleans, timestamps RFC 3339 UTC strings with six fractional
+  digits and a `Z`, everything else its JSON value;
+- a constant (bool, int, str) or a nested mapping;
+- `optional(column)`: the member is left out where the column is NULL;
+- `when(condition, {...})`: a nested object, left out where the condition does not hold;
+- `ordered_array(...)`: a JSON array of one column of related rows, in a given order.
+
+Objects with optional members are written as one CASE branch per combination of present members (at most
+`MAX_OPTIONAL_MEMBERS` per object), so no row pays for a second pass over its JSON to drop members.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ColumnElement,
+    Table,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.engine import Dialect
+
+from postwerk.store.tables import UtcDateTime
+
+Shape = Mapping[str, Any]
+MAX_OPTIONAL_MEMBERS = 4
+
+
+@dataclass(frozen=True)
+class When:
+    condition: ColumnElement[bool]
+    shape: Shape
+
+
+def when(condition: ColumnElement[bool], shape: Shape) -> When:
+    """A nested object present only where `condition` holds."""
+    return When(condition, shape)
+
+
+@dataclass(frozen=True)
+class Optional:
+    value: ColumnElement[Any]
+
+
+def optional(value: ColumnElement[Any]) -> Optional:
+    """A member left out where `value` is NULL."""
+    return Optional(value)
+
+
+@dataclass(frozen=True)
+class OrderedArray:
+    value: ColumnElement[Any]
+    where: ColumnElement[bool]
+    order_by: ColumnElement[Any]
+
+
+def ordered_array(value: ColumnElement[Any], *, where: ColumnElement[bool], order_by: Any) -> OrderedArray:
+    return OrderedArray(value, where, order_by)
+
+
+@dataclass(frozen=True)
+class StoredIn:
+    """Columns of the same row that keep the document as last written, and the `version` of the shape
+    it was written with (the `Document.version`)."""
+
+    document: Column[Any]
+    version: Column[Any]
+
+
+class Document:
+    """A document shape and, once built, its SQL for each dialect.
+
+    The SQL is compiled to text once and used as a literal column: SQLAlchemy would otherwise walk its whole
+    tree (hundreds of nodes) to make a cache key every time a statement around it is built, which cost more
+    than running the query (a list of 100: 2.6 ms against 0.5 ms).
+
+    With `stored_in`, every write of a row stores its document (`refresh_values`) and reads take the stored
+    text where it was written with this very shape, and compute it otherwise (rows loaded in bulk, or written
+    by a release with a different shape): never stale, and a read of 100 rows copies text instead of
+    building JSON (bench/RESULTS.md).
+    """
+
+    def __init__(self, table: Table, shape: Shape, *, stored_in: StoredIn | None = None) -> None:
+        self.table = table
+        self.shape = shape
+        self.stored_in = stored_in
+        self._sql: dict[str, str] = {}
+        self._expressions: dict[str, ColumnElement[str]] = {}
+
+    def computed_sql(self, dialect: Dialect) -> str:
+        """SQL text of the document of a row of `table`, in a statement on `table` (unaliased)."""
+        sql = self._sql.get(dialect.name)
+        if sql is None:
+            builder = _Postgres() if dialect.name == "postgresql" else _Sqlite()
+            tree = builder.as_text(builder.object(self.shape)).label("document")
+            # Compiled inside a SELECT from the table, so that subqueries refer to its row (correlate).
+            select_sql = str(
+                select(tree)
+                .select_from(self.table)
+                .compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+            )
+            head, tail = "SELECT ", f" AS document \nFROM {self.table.name}"
+            if not (select_sql.startswith(head) and select_sql.endswith(tail)) or "%" in select_sql:
+                # "%": the text reaches the driver as it is, so it must hold no parameter marker
+                raise ValueError(f"unexpected SQL for a document: {select_sql[:80]}...")
+            sql = self._sql[dialect.name] = select_sql[len(head) : -len(tail)]
+        return sql
+
+    def version(self, dialect: Dialect) -> str:
+        return hashlib.sha256(self.computed_sql(dialect).encode()).hexdigest()[:16]
+
+    def expression(self, dialect: Dialect) -> ColumnElement[str]:
+        """The document of the row, as text, labelled `document`."""
+        expression = self._expressions.get(dialect.name)
+        if expression is None:
+            computed = self.computed_sql(dialect)
+            if self.stored_in is not None:
+                version, stored = self.stored_in.version.name, self.stored_in.document.name
+                computed = (
+                    f"CASE WHEN {self.table.name}.{version} = '{self.version(dialect)}' "
+                    f"THEN {self.table.name}.{stored} ELSE {computed} END"
+                )
+            expression = literal_column(computed, type_=Text).label("document")
+            self._expressions[dialect.name] = expression
+        return expression
+
+    def refresh_values(self, dialect: Dialect) -> dict[Column[Any], Any]:
+        """Values for an UPDATE of `table` that store the rows' documents (see `stored_in`)."""
+        if self.stored_in is None:
+            raise ValueError("this document is not stored")
+        return {
+            self.stored_in.document: literal_column(self.computed_sql(dialect), type_=Text),
+            self.stored_in.version: self.version(dialect),
+        }
+
+
+class _Builder:
+    def object(self, shape: Shape) -> ColumnElement[Any]:
+        required = {key: value for key, value in shape.items() if not isinstance(value, (When, Optional))}
+        optional_keys = [key for key in shape if key not in required]
+        if len(optional_keys) > MAX_OPTIONAL_MEMBERS:
+            raise ValueError(f"more than {MAX_OPTIONAL_MEMBERS} optional members: {optional_keys}")
+        if not optional_keys:
+            return self._members(shape)
+        branches = []
+        # Every combination of present optional members, most present first; the last one is the ELSE.
+        for present in itertools.product([True, False], repeat=len(optional_keys)):
+            chosen = dict(zip(optional_keys, present, strict=True))
+            members = {key: value for key, value in shape.items() if chosen.get(key, True)}
+            test = and_(
+                true(),
+                *(
+                    self._presence(shape[key]) if is_present else ~self._presence(shape[key])
+                    for key, is_present in chosen.items()
+                ),
+            )
+            branches.append((test, self._members(members)))
+        *tested, (_, otherwise) = branches
+        return case(*tested, else_=otherwise)
+
+    def _presence(self, value: When | Optional) -> ColumnElement[bool]:
+        return value.condition if isinstance(value, When) else value.value.is_not(None)
+
+    def _members(self, shape: Shape) -> ColumnElement[Any]:
+        arguments: list[Any] = []
+        for key, value in shape.items():
+            arguments += [_sql(_sql_string(key)), self.value(value)]
+        return self.json_object(*arguments)
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, When):
+            return self.object(value.shape)
+        if isinstance(value, Optional):
+            return self.value(value.value)
+        if isinstance(value, OrderedArray):
+            return self.array(value)
+        if isinstance(value, Mapping):
+            return self.object(value)
+        if isinstance(value, bool):
+            return self.boolean_constant(value)
+        if isinstance(value, int):
+            return _sql(str(value))
+        if isinstance(value, str):
+            return _sql(_sql_string(value))
+        if isinstance(value.type, Boolean):
+            return self.boolean(value)
+        if isinstance(value.type, UtcDateTime):
+            return self.timestamp(value)
+        return value
+
+    def json_object(self, *arguments: Any) -> ColumnElement[Any]:
+        raise NotImplementedError
+
+    def as_text(self, document: ColumnElement[Any]) -> ColumnElement[str]:
+        raise NotImplementedError
+
+    def boolean_constant(self, value: bool) -> Any:
+        raise NotImplementedError
+
+    def boolean(self, value: ColumnElement[bool]) -> Any:
+        raise NotImplementedError
+
+    def timestamp(self, value: ColumnElement[Any]) -> ColumnElement[str]:
+        raise NotImplementedError
+
+    def array(self, array: OrderedArray) -> ColumnElement[Any]:
+        raise NotImplementedError
+
+
+class _Sqlite(_Builder):
+    def json_object(self, *arguments: Any) -> ColumnElement[Any]:
+        return func.json_object(*arguments)
+
+    def as_text(self, document: ColumnElement[Any]) -> ColumnElement[str]:
+        return document
+
+    def boolean_constant(self, value: bool) -> Any:
+        return func.json(_sql("'true'" if value else "'false'"))
+
+    def boolean(self, value: ColumnElement[bool]) -> Any:
+        # SQLite keeps booleans as 0/1; json() marks the literal as JSON for json_object.
+        return case((value, self.boolean_constant(True)), (~value, self.boolean_constant(False)))
+
+    def timestamp(self, value: ColumnElement[Any]) -> ColumnElement[str]:
+        return value  # stored in the wire form already (`store.tables.UtcDateTime`)
+
+    def array(self, array: OrderedArray) -> ColumnElement[Any]:
+        # Ordered in a derived table (SQLite 3.40 has no ORDER BY inside an aggregate); it still refers to
+        # the enclosing row, which SQLAlchemy leaves correlated only when told.
+        rows = (
+            select(array.value.label("value"))
+            .where(array.where)
+            .order_by(array.order_by)
+            .correlate_except(array.value.table)
+            .subquery()
+        )
+        return select(func.json_group_array(rows.c.value)).scalar_subquery()
+
+
+class _Postgres(_Builder):
+    def json_object(self, *arguments: Any) -> ColumnElement[Any]:
+        return func.json_build_object(*arguments)
+
+    def as_text(self, document: ColumnElement[Any]) -> ColumnElement[str]:
+        # As text: the driver would otherwise parse the JSON into Python objects, the very cost avoided here.
+        return cast(document, Text)
+
+    def boolean_constant(self, value: bool) -> Any:
+        return _sql("true" if value else "false")
+
+    def boolean(self, value: ColumnElement[bool]) -> Any:
+        return value
+
+    def timestamp(self, value: ColumnElement[Any]) -> ColumnElement[str]:
+        return func.to_char(func.timezone(_sql("'UTC'"), value), _sql("""'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""))
+
+    def array(self, array: OrderedArray) -> ColumnElement[Any]:
+        aggregated = func.json_agg(aggregate_order_by(array.value, array.order_by))
+        return func.coalesce(select(aggregated).where(array.where).scalar_subquery(), _sql("'[]'::json"))
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _sql(fragment: str) -> ColumnElement[Any]:
+    return literal_column(fragment)

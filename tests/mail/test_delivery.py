@@ -1,0 +1,190 @@
+"""End to end: an address made through the API, mail over SMTP to the MX, read back over IMAP."""
+
+from __future__ import annotations
+
+import imaplib
+import os
+import signal
+import time
+
+import pytest
+
+from postwerk.settings import split_host_port
+from tests.mail.conftest import (
+    Hosted,
+    SourceBoundIMAP4,
+    Stack,
+    imap_login,
+    split_trace,
+    wait_for_messages,
+)
+
+PASSWORD = "correct horse battery staple"
+
+
+def _message(sender: str, recipient: str, subject: str, body: str) -> bytes:
+    lines = [
+        f"From: {sender}",
+        f"To: {recipient}",
+        f"Subject: {subject}",
+        "Message-ID: <e2e-test@client.postwerk.test>",
+        "Date: Thu, 26 Nov 2026 10:00:00 +0000",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Transfer-Encoding: 8bit",
+        "",
+        body,
+        "",
+    ]
+    return "\r\n".join(lines).encode()
+
+
+def test_a_mailbox_made_through_the_api_receives_mail_at_once(stack: Stack, hosted: Hosted) -> None:
+    address = f"Info@{hosted.domain}"
+    mailbox_id = hosted.create_mailbox(address, PASSWORD)
+    sent = _message("sender@outside.example", address, "Hello", "A first line.\r\n.dot-stuffed line\r\nEnd.")
+    with stack.smtp() as client:
+        refused = client.sendmail("sender@outside.example", [f"info@{hosted.domain.upper()}"], sent)
+    assert refused == {}
+    (stored,) = wait_for_messages(stack, f"info@{hosted.domain}", PASSWORD, 1)
+    assert "received" in split_trace(stored, sent)
+    # The storage is named by the mailbox's id, never by the address.
+    assert (stack.mail.layout.boxes / mailbox_id / "Maildir").is_dir()
+    assert not any(hosted.domain in path.name for path in stack.mail.layout.boxes.iterdir())
+
+
+def test_utf8_addresses_receive_and_log_in_with_either_domain_form(stack: Stack, hosted: Hosted) -> None:
+    address = f"пошта@{hosted.idn_domain}"
+    hosted.create_mailbox(address, PASSWORD)
+    ascii_domain = hosted.idn_domain.encode("idna").decode()
+    sender = "відправник@пример.укр"
+    sent = _message(f"Відправник <{sender}>", address, "Привіт, світ", "Текст листа.")
+    with stack.smtp() as client:
+        refused = client.sendmail(
+            sender, [address, f"пошта@{ascii_domain}"], sent, mail_options=["SMTPUTF8", "BODY=8BITMIME"]
+        )
+    assert refused == {}
+    # Over IMAPS with the U-label login, then over STARTTLS with the A-label one.
+    stored = wait_for_messages(stack, address, PASSWORD, 2, implicit_tls=True)
+    assert all(split_trace(message, sent) for message in stored)
+    assert stored == wait_for_messages(stack, f"пошта@{ascii_domain.upper()}", PASSWORD, 2)
+    assert stored[0].startswith(f"Return-Path: <{sender}>".encode())
+
+
+def test_new_mailboxes_have_the_special_use_folders(stack: Stack, hosted: Hosted) -> None:
+    hosted.create_mailbox(f"folders@{hosted.domain}", PASSWORD)
+    client = imap_login(stack, f"FOLDERS@{hosted.domain}", PASSWORD)
+    try:
+        status, listing = client.list()
+    finally:
+        client.logout()
+    assert status == "OK"
+    flags = b" ".join(line for line in listing if isinstance(line, bytes))
+    for flag in (b"\\Sent", b"\\Drafts", b"\\Trash", b"\\Junk"):
+        assert flag in flags
+
+
+def test_wrong_password_and_unknown_login_are_refused(stack: Stack, hosted: Hosted) -> None:
+    hosted.create_mailbox(f"guarded@{hosted.domain}", PASSWORD)
+    for login, password in (
+        (f"guarded@{hosted.domain}", "not the password"),
+        (f"nobody@{hosted.domain}", PASSWORD),
+    ):
+        with pytest.raises(imaplib.IMAP4.error):
+            imap_login(stack, login, password)
+
+
+def test_unknown_recipient_in_a_hosted_domain_is_refused_at_rcpt(stack: Stack, hosted: Hosted) -> None:
+    hosted.create_mailbox(f"known@{hosted.domain}", PASSWORD)
+    with stack.smtp() as client:
+        assert client.mail("sender@outside.example")[0] == 250
+        code, reply = client.rcpt(f"unknown@{hosted.domain}")
+        assert (code, reply.split()[0]) == (550, b"5.1.1"), reply
+        assert client.rcpt(f"known@{hosted.domain}")[0] == 250
+
+
+@pytest.mark.parametrize("recipient", ["someone@gmail.example", "x@mailbox.postwerk.invalid"])
+def test_the_mx_is_no_relay_even_from_loopback(stack: Stack, recipient: str) -> None:
+    with stack.smtp() as client:
+        assert client.mail("sender@outside.example")[0] == 250
+        code, reply = client.rcpt(recipient)
+    assert (code, reply.split()[0]) == (554, b"5.7.1"), reply
+
+
+def test_catch_all_takes_unknown_local_parts_but_never_an_existing_address(
+    stack: Stack, hosted: Hosted
+) -> None:
+    hosted.create_mailbox(f"existing@{hosted.domain}", PASSWORD)
+    hosted.create_address(
+        {
+            "address": f"catchall@{hosted.domain}",
+            "isCatchAll": True,
+            "mailbox": {"password": PASSWORD, "quotaInBytes": -1, "enableSpamProtection": False},
+        }
+    )
+    to_existing = _message("a@outside.example", f"existing@{hosted.domain}", "mine", "for existing")
+    to_unknown = _message("a@outside.example", f"whoever@{hosted.domain}", "anyone", "for the catch-all")
+    with stack.smtp() as client:
+        assert client.sendmail("a@outside.example", [f"existing@{hosted.domain}"], to_existing) == {}
+        assert client.sendmail("a@outside.example", [f"whoever+tag@{hosted.domain}"], to_unknown) == {}
+    (catch_all,) = wait_for_messages(stack, f"catchall@{hosted.domain}", PASSWORD, 1)
+    split_trace(catch_all, to_unknown)
+    (existing,) = wait_for_messages(stack, f"existing@{hosted.domain}", PASSWORD, 1)
+    split_trace(existing, to_existing)
+
+
+def test_forwarding_reaches_hosted_targets_and_a_mailbox_keeps_its_copy(stack: Stack, hosted: Hosted) -> None:
+    first, second = f"first@{hosted.domain}", f"second@{hosted.idn_domain}"
+    hosted.create_mailbox(second, PASSWORD)
+    hosted.create_address(
+        {
+            "address": first,
+            "forwardAddresses": [second],
+            "mailbox": {"password": PASSWORD, "quotaInBytes": -1, "enableSpamProtection": False},
+        }
+    )
+    hosted.create_address({"address": f"team@{hosted.domain}", "forwardAddresses": [first]})
+    sent = _message("a@outside.example", f"team@{hosted.domain}", "to the team", "Hello team.")
+    with stack.smtp() as client:
+        assert client.sendmail("a@outside.example", [f"team@{hosted.domain}"], sent) == {}
+    for login in (first, second):
+        (stored,) = wait_for_messages(stack, login, PASSWORD, 1)
+        split_trace(stored, sent)
+
+
+def test_no_password_before_tls(stack: Stack, hosted: Hosted) -> None:
+    hosted.create_mailbox(f"careful@{hosted.domain}", PASSWORD)
+    host, port = split_host_port(stack.settings.imap)
+    # From 127.0.0.2: Dovecot treats a client on its own address (127.0.0.1) as secure.
+    client = SourceBoundIMAP4(host, port, "127.0.0.2")
+    try:
+        assert "LOGINDISABLED" in client.capabilities
+        with pytest.raises(imaplib.IMAP4.error):
+            client.authenticate("PLAIN", lambda _: f"\0careful@{hosted.domain}\0{PASSWORD}".encode())
+    finally:
+        client.shutdown()
+
+
+def test_smtp_refuses_a_message_over_the_size_limit_up_front(stack: Stack, hosted: Hosted) -> None:
+    hosted.create_mailbox(f"big@{hosted.domain}", PASSWORD)
+    with stack.smtp() as client:
+        assert client.has_extn("size")
+        assert int(client.esmtp_features["size"]) == stack.settings.message_size_limit
+        code, _ = client.mail("a@outside.example", [f"SIZE={stack.settings.message_size_limit + 1}"])
+    assert code == 552
+
+
+def test_a_crashed_server_is_restarted(stack: Stack, hosted: Hosted) -> None:
+    supervisor = stack.mail.supervisor
+    assert supervisor is not None
+    pid = supervisor.pid("dovecot")
+    assert pid is not None
+    before = supervisor.restarts["dovecot"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while supervisor.restarts["dovecot"] == before or supervisor.pid("dovecot") in (None, pid):
+        assert time.monotonic() < deadline, "dovecot was not restarted"
+        time.sleep(0.1)
+    stack.mail.wait_ready()
+    hosted.create_mailbox(f"after-crash@{hosted.domain}", PASSWORD)
+    imap_login(stack, f"after-crash@{hosted.domain}", PASSWORD).logout()
