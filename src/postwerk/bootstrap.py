@@ -23,7 +23,10 @@ def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     if migrate:
         upgrade(engine)
     catalogue = RateLimitCatalogue.from_values(settings.rate_limit_tiers, settings.default_rate_limit)
-    return Context(db=Database(engine), rate_limits=catalogue)
+    retried_reads = None
+    if engine.dialect.name == "postgresql":
+        retried_reads = create_db_engine(settings.effective_database_url, pool_size=8, pre_ping=False)
+    return Context(db=Database(engine, retried_read_engine=retried_reads), rate_limits=catalogue)
 
 
 def write_owner_only(path: Path, content: str) -> None:

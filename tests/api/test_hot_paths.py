@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 
 import httpx
 import pytest
+from sqlalchemy import text
 from starlette.types import Receive, Scope, Send
 
 from postwerk.api.hot_paths import HotReads
 from postwerk.service import projects as project_service
+from postwerk.store.db import create_db_engine
+from postwerk.store.repository import Database
 from tests.api.conftest import LiveServer, Tenant, mailbox_body, serving
 
 COMPARED_HEADERS = (
@@ -151,3 +155,37 @@ def test_a_revoked_token_is_refused_on_the_hot_path(
     assert httpx.get(url, headers={"x-access-token": token}, timeout=10).status_code == 200
     project_service.revoke_token(live_server.context, token_id)
     assert httpx.get(url, headers={"x-access-token": token}, timeout=10).status_code == 401
+
+
+def test_a_dropped_connection_of_the_unpinged_pool_costs_no_failed_request(
+    live_server: LiveServer, tenant: Tenant, addresses: list[str]
+) -> None:
+    engine = live_server.context.db.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to drop a connection")
+    with engine.connect() as connection:
+        search_path = connection.execute(text("SHOW search_path")).scalar_one()
+    unpinged = create_db_engine(
+        engine.url.render_as_string(hide_password=False),
+        pool_size=1,
+        connect_args={"options": f"-csearch_path={search_path}", "application_name": "postwerk-hot-test"},
+        pre_ping=False,
+    )
+    context = replace(live_server.context, db=Database(engine, retried_read_engine=unpinged))
+    url = f"/v2/mail-addresses/{addresses[0]}"
+    try:
+        with serving(context) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
+            headers = {"x-access-token": tenant.token}
+            assert client.get(url, headers=headers).status_code == 200
+            with engine.begin() as connection:
+                dropped = connection.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE application_name = 'postwerk-hot-test'"
+                    )
+                ).scalar_one()
+            assert dropped >= 1
+            again = client.get(url, headers=headers)
+            assert again.status_code == 200 and again.json()["id"] == addresses[0]
+    finally:
+        unpinged.dispose()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, get_args
 
 import anyio.to_thread
@@ -47,7 +48,8 @@ class _NotPlain(Exception):
 class HotReads:
     def __init__(self, app: ASGIApp, context: Context) -> None:
         self.app = app
-        self.context = context
+        # Every failure here is answered by FastAPI, which reads again: the reads may skip the ping.
+        self.context = replace(context, db=context.db.for_retried_reads())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":

@@ -26,7 +26,7 @@ from postwerk.domain.quotas import check_quota
 from postwerk.domain.tokens import TokenScope
 from postwerk.service import Context, new_id, now
 from postwerk.service.access import Caller, verified
-from postwerk.service.projects import visible_project
+from postwerk.service.projects import scope_and_visible_project_id
 from postwerk.store import repository as repo
 from postwerk.store.repository import AddressFilter, AddressRecord, Page, Sorting
 
@@ -95,8 +95,8 @@ def _unique_conflict(error: IntegrityError, what: str) -> Conflict:
 
 def create(ctx: Context, caller: Caller, project_reference: str, request: NewAddress) -> str:
     with ctx.db.read() as connection:  # who asks, and may they, before any password is hashed
-        scope = caller.writer(connection)
-        visible_project(connection, scope, project_reference)
+        scope, project_id = scope_and_visible_project_id(connection, caller, project_reference)
+        scope.require_write()
     address = parse_address(request.address)
     targets = parse_forward_targets(request.forward_addresses, address, required=request.mailbox is None)
     mailbox_columns: dict[str, Any] = {}
@@ -122,13 +122,13 @@ def create(ctx: Context, caller: Caller, project_reference: str, request: NewAdd
     address_id = new_id()
     try:
         with ctx.db.write() as connection:
-            project = visible_project(connection, scope, project_reference)
-            domain_id = _claim_address(connection, address, project.id, catch_all=request.is_catch_all)
+            # The project is not read again: if it goes meanwhile, the foreign key refuses the insert.
+            domain_id = _claim_address(connection, address, project_id, catch_all=request.is_catch_all)
             repo.insert_address(
                 connection,
                 {
                     "id": address_id,
-                    "project_id": project.id,
+                    "project_id": project_id,
                     **_address_columns(address, domain_id, mailbox_columns.get("mailbox_name")),
                     "is_mailbox": request.mailbox is not None,
                     "is_catch_all": request.is_catch_all,
@@ -137,8 +137,8 @@ def create(ctx: Context, caller: Caller, project_reference: str, request: NewAdd
                     "updated_at": timestamp,
                     **mailbox_columns,
                 },
+                _target_rows(targets),
             )
-            repo.replace_forward_targets(connection, address_id, _target_rows(targets))
     except IntegrityError as error:  # a concurrent request took the address or the catch-all first
         raise _unique_conflict(
             error, f"the address {address.written} or its domain's catch-all is taken"
@@ -181,10 +181,12 @@ def list_for_project(
 ) -> tuple[list[str], int]:
     """A page of the matching addresses as JSON texts, and how many match in all."""
     with ctx.db.read() as connection:
-        scope = caller.scope(connection)
+        project_ids: Sequence[str] | None
         if project_reference is not None:
-            project_ids: Sequence[str] | None = [visible_project(connection, scope, project_reference).id]
+            _, project_id = scope_and_visible_project_id(connection, caller, project_reference)
+            project_ids = [project_id]
         else:
+            scope = caller.scope(connection)
             project_ids = None if scope.is_admin else [scope.project_id or ""]
         search_key = search_pattern(address_filter.search) if address_filter.search else None
         effective = replace(address_filter, project_ids=project_ids, search_key=search_key)

@@ -35,6 +35,20 @@ def visible_project(connection: Connection, scope: TokenScope, reference: str) -
     return project
 
 
+def scope_and_visible_project_id(
+    connection: Connection, caller: Caller, reference: str
+) -> tuple[TokenScope, str]:
+    """`caller.scope` and `visible_project(...).id`, in one query where a token is to be checked."""
+    if caller.known_scope is not None or not is_project_reference(reference):
+        scope = caller.scope(connection)
+        return scope, visible_project(connection, scope, reference).id
+    row = repo.find_project_id_with_token(connection, reference.lower(), caller.digest())
+    scope = caller.scope_from(row)
+    if row.found_project_id is None or not scope.may_see(row.found_project_id):
+        raise Forbidden("the project does not exist or this token may not access it")
+    return scope, str(row.found_project_id)
+
+
 def _existing_project(connection: Connection, reference: str) -> Row[Any]:
     """The project an admin command names (UUID or short id); no token scope applies."""
     project = _find(connection, reference)

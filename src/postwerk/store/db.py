@@ -49,7 +49,10 @@ def _begin_sqlite(connection: Connection) -> None:
 
 
 # hide_parameters: statement parameters (password hashes among them) never reach logs or error messages.
-def create_db_engine(url: str, *, pool_size: int = 20, connect_args: dict[str, Any] | None = None) -> Engine:
+def create_db_engine(
+    url: str, *, pool_size: int = 20, connect_args: dict[str, Any] | None = None, pre_ping: bool = True
+) -> Engine:
+    """`pre_ping=False` only for callers that retry whatever fails (see `Database.for_retried_reads`)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         database = make_url(url).database
@@ -72,7 +75,7 @@ def create_db_engine(url: str, *, pool_size: int = 20, connect_args: dict[str, A
         # A round trip per checkout, kept on purpose: without it the first request after a database restart
         # fails, and clients such as mittwald's `mw` back off for minutes on a 5xx (measured: ~10-25 % of a
         # single GET on loopback, bench/service_calls.py).
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         hide_parameters=True,
         connect_args=connect_args or {},
     )

@@ -55,17 +55,28 @@ class Database:
     while it runs. PostgreSQL reads wait on the network and stay in the thread pool.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, retried_read_engine: Engine | None = None) -> None:
         self.engine = engine
+        self.retried_read_engine = retried_read_engine
+        self._read_engine = engine
         self.reads_inline = engine.dialect.name == "sqlite"
         if engine.dialect.name == "sqlite":
             self._read_options: dict[str, Any] = {READ_OPTION: True}
         else:
             self._read_options = {"isolation_level": "AUTOCOMMIT"}
 
+    def for_retried_reads(self) -> Database:
+        """This database, for callers that answer any failed read another way (the API's hot reads fall
+        back to FastAPI, which reads again): their reads may use `retried_read_engine`, a PostgreSQL pool
+        without the ping on checkout. That saves a round trip per request; a connection the server has
+        closed fails once, which invalidates the pool, and the retry gets a new connection."""
+        database = Database(self.engine, retried_read_engine=self.retried_read_engine)
+        database._read_engine = self.retried_read_engine or self.engine
+        return database
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as connection:
+        with self._read_engine.connect() as connection:
             yield connection.execution_options(**self._read_options)
 
     @contextmanager
@@ -139,35 +150,6 @@ def find_project(connection: Connection, reference: str) -> Row[Any] | None:
     return connection.execute(statement, {"reference": reference}).first()
 
 
-def list_projects(
-    connection: Connection,
-    *,
-    only_id: str | None,
-    customer_id: str | None,
-    search: str | None,
-    sorting: Sequence[Sorting],
-    page: Page,
-) -> tuple[list[Row[Any]], int]:
-    condition: ColumnElement[bool] = true()
-    if only_id is not None:
-        condition = projects.c.id == only_id
-    if customer_id is not None:
-        condition = and_(condition, projects.c.customer_id == customer_id)
-    if search:
-        condition = and_(
-            condition,
-            or_(
-                projects.c.id == search,
-                _contains(projects.c.short_id, search),
-                _contains(projects.c.description, search),
-            ),
-        )
-    total = connection.execute(select(func.count()).select_from(projects).where(condition)).scalar_one()
-    statement = _ordered(select(projects).where(condition), projects, sorting).limit(page.limit)
-    rows = connection.execute(statement.offset(page.skip)).all()
-    return list(rows), int(total)
-
-
 def delete_project(connection: Connection, project_id: str) -> bool:
     return connection.execute(delete(projects).where(projects.c.id == project_id)).rowcount > 0
 
@@ -216,6 +198,60 @@ _FIND_TOKEN = select(
 def find_token(connection: Connection, digest: str) -> Any:
     """The token's scope columns (id, is_admin, project_id, read_only), or None."""
     return connection.execute(_FIND_TOKEN, {"digest": digest}).first()
+
+
+def _project_id_with_token(column: Any) -> Any:
+    found = projects.c.id.label("found_project_id")
+    joined = api_tokens.outerjoin(projects, column == bindparam("reference"))
+    return (
+        select(*_FIND_TOKEN.selected_columns, found)
+        .select_from(joined)
+        .where(api_tokens.c.token_sha256 == bindparam("digest"))
+    )
+
+
+_FIND_PROJECT_ID_WITH_TOKEN_BY_SHORT_ID = _project_id_with_token(projects.c.short_id)
+_FIND_PROJECT_ID_WITH_TOKEN_BY_ID = _project_id_with_token(projects.c.id)
+
+
+def find_project_id_with_token(connection: Connection, reference: str, digest: str) -> Any:
+    """`find_token` and the id of a project (as `found_project_id`, NULL if there is none) in one query;
+    None when no token has this digest."""
+    statement = (
+        _FIND_PROJECT_ID_WITH_TOKEN_BY_SHORT_ID
+        if reference.startswith("p-")
+        else _FIND_PROJECT_ID_WITH_TOKEN_BY_ID
+    )
+    return connection.execute(statement, {"reference": reference, "digest": digest}).first()
+
+
+def list_projects(
+    connection: Connection,
+    *,
+    only_id: str | None,
+    customer_id: str | None,
+    search: str | None,
+    sorting: Sequence[Sorting],
+    page: Page,
+) -> tuple[list[Row[Any]], int]:
+    condition: ColumnElement[bool] = true()
+    if only_id is not None:
+        condition = projects.c.id == only_id
+    if customer_id is not None:
+        condition = and_(condition, projects.c.customer_id == customer_id)
+    if search:
+        condition = and_(
+            condition,
+            or_(
+                projects.c.id == search,
+                _contains(projects.c.short_id, search),
+                _contains(projects.c.description, search),
+            ),
+        )
+    total = connection.execute(select(func.count()).select_from(projects).where(condition)).scalar_one()
+    statement = _ordered(select(projects).where(condition), projects, sorting).limit(page.limit)
+    rows = connection.execute(statement.offset(page.skip)).all()
+    return list(rows), int(total)
 
 
 def list_tokens(connection: Connection) -> list[Any]:
@@ -421,8 +457,12 @@ def list_address_documents(
     return documents, int(connection.execute(count_statement, parameters).scalar_one())
 
 
-def insert_address(connection: Connection, values: Mapping[str, Any]) -> None:
+def insert_address(
+    connection: Connection, values: Mapping[str, Any], targets: Sequence[Mapping[str, Any]] = ()
+) -> None:
+    """A new address and its forward targets."""
     connection.execute(insert(mail_addresses).values(**values))
+    _insert_forward_targets(connection, values["id"], targets)
     store_address_document(connection, values["id"])
 
 
@@ -435,12 +475,18 @@ def replace_forward_targets(
     connection: Connection, address_id: str, targets: Sequence[Mapping[str, Any]]
 ) -> None:
     connection.execute(delete(forward_targets).where(forward_targets.c.address_id == address_id))
+    _insert_forward_targets(connection, address_id, targets)
+    store_address_document(connection, address_id)
+
+
+def _insert_forward_targets(
+    connection: Connection, address_id: str, targets: Sequence[Mapping[str, Any]]
+) -> None:
     if targets:
         connection.execute(
             insert(forward_targets),
             [{"address_id": address_id, "position": index, **target} for index, target in enumerate(targets)],
         )
-    store_address_document(connection, address_id)
 
 
 def delete_address(connection: Connection, address_id: str) -> None:
