@@ -64,6 +64,10 @@ _MAIL_FLAGS = (
     "mail_hostname",
     "message_size_limit",
     "relay_host",
+    "relay_tls",
+    "relay_user",
+    "postmaster",
+    "reinject",
 )
 
 
@@ -100,6 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         if stack is not None:
             stack.prepare()
+            _ensure_postmaster(context, settings)
             stack.start()
             stack.wait_ready()
             print(
@@ -120,6 +125,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if stack is not None:
             stack.stop()
     return 0
+
+
+def _ensure_postmaster(context: Context, settings: Settings) -> None:
+    from postwerk.service.provider import ensure_postmaster_mailbox
+
+    if settings.postmaster is not None:
+        return
+    try:
+        made = ensure_postmaster_mailbox(context, settings.mail_hostname, settings.data_dir)
+    except DomainError as error:
+        # Not fatal: a machine's bare host name (no dots) cannot hold a mail address.
+        print(
+            f"postwerk: warning: postmaster@ mail cannot be delivered ({_describe(error)}): give"
+            " --postmaster ADDRESS, or a fully qualified --mail-hostname",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    if made is not None:
+        print(
+            f"postwerk: first start: postmaster@{settings.mail_hostname} receives postmaster@ mail of every"
+            f" hosted domain; its password was written to {made.resolve()}",
+            flush=True,
+        )
 
 
 def _serve_api(context: Context, settings: Settings) -> None:
@@ -261,6 +290,19 @@ def cmd_domain_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_address_receiving(args: argparse.Namespace) -> int:
+    from postwerk.service.provider import set_receiving
+
+    result = set_receiving(_context(args), args.address, enabled=args.switch == "enable")
+    state = "disabled" if result.receiving_disabled else "enabled"
+    _emit(
+        args,
+        {"id": result.address_id, "address": result.address, "receivingDisabled": result.receiving_disabled},
+        f"receiving {state} for {result.address}",
+    )
+    return 0
+
+
 def cmd_rate_limit_approve(args: argparse.Namespace) -> int:
     tier = addresses.approve_rate_limit_change(_context(args), args.mail_address_id)
     _emit(args, {"mailAddressId": args.mail_address_id, "rateLimitId": tier}, f"rate limit {tier} in force")
@@ -293,6 +335,26 @@ def _mail_arguments(parser: argparse.ArgumentParser) -> None:
     )
     mail.add_argument(
         "--relay-host", help="HOST:PORT of a smart host for outbound mail (env POSTWERK_RELAY_HOST)"
+    )
+    mail.add_argument(
+        "--relay-tls",
+        choices=("none", "may", "encrypt"),
+        help="TLS for outbound mail (env POSTWERK_RELAY_TLS, default may)",
+    )
+    mail.add_argument(
+        "--relay-user",
+        help="SASL login at the relay host (env POSTWERK_RELAY_USER; the password only by env"
+        " POSTWERK_RELAY_PASSWORD, never a flag)",
+    )
+    mail.add_argument(
+        "--postmaster",
+        help="where postmaster@ of every hosted domain goes (env POSTWERK_POSTMASTER; default: a mailbox"
+        " postmaster@<mail hostname> made at first start)",
+    )
+    mail.add_argument(
+        "--reinject",
+        help="loopback HOST:PORT of Postfix's internal SRS pass (env POSTWERK_REINJECT, default"
+        " 127.0.0.1:2526)",
     )
 
 
@@ -372,6 +434,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing = command(domain, "list", cmd_domain_list, "list hosted domains")
     listing.add_argument("--project", help="only this project's domains")
+
+    address = commands.add_parser("address", help="mail addresses (provider switches)").add_subparsers(
+        dest="address_command", required=True
+    )
+    receiving = command(
+        address,
+        "receiving",
+        cmd_address_receiving,
+        "switch receiving off (mail is then refused with 550 5.2.1) or on again",
+    )
+    receiving.add_argument("switch", choices=("disable", "enable"))
+    receiving.add_argument("address", help="the mail address (any spelling) or its id")
 
     rate_limit = commands.add_parser("rate-limit", help="sending rate limits").add_subparsers(
         dest="rate_limit_command", required=True

@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -62,8 +62,30 @@ class Settings(BaseSettings):
     relay_host: str | None = Field(
         default=None, description="HOST:PORT of a smart host for outbound mail; default: direct MX delivery."
     )
+    relay_tls: Literal["none", "may", "encrypt"] = Field(
+        default="may",
+        description="TLS towards the relay host (or the MX hosts): none, may (opportunistic) or encrypt.",
+    )
+    relay_user: str | None = Field(default=None, description="SASL login name at the relay host.")
+    # No command-line flag on purpose: a flag would show the password in the process list.
+    relay_password: SecretStr | None = Field(default=None, description="SASL password at the relay host.")
+    postmaster: str | None = Field(
+        default=None,
+        description="Where postmaster@ of every hosted domain and of the mail hostname goes; default: a"
+        " provider mailbox postmaster@<mail hostname> made at first start.",
+    )
+    reinject: str = Field(
+        default="127.0.0.1:2526",
+        description="HOST:PORT (loopback) of Postfix's internal second pass that gives forwarded mail its"
+        " SRS envelope sender.",
+    )
+    queue_lifetime: int = Field(
+        default=5 * 24 * 3600, ge=1, description="Seconds a message may stay queued before it bounces."
+    )
+    retry_min: int = Field(default=300, ge=1, description="Seconds before a deferred message is retried.")
+    retry_max: int = Field(default=4000, ge=1, description="Longest wait between retries, in seconds.")
 
-    @field_validator("api", "smtp", "imap", "imaps", "pop3", "pop3s", "relay_host")
+    @field_validator("api", "smtp", "imap", "imaps", "pop3", "pop3s", "relay_host", "reinject")
     @classmethod
     def _check_host_port(cls, value: str | None) -> str | None:
         if value is not None:

@@ -26,9 +26,11 @@ from postwerk.mailstack.layout import DOVECOT, POSTFIX
 from postwerk.mailstack.stack import MailStack
 from postwerk.service import Context
 from postwerk.service import projects as project_service
+from postwerk.service.provider import ensure_postmaster_mailbox
 from postwerk.settings import Settings, split_host_port
 from tests.api.conftest import free_port, mailbox_body, serving
 from tests.conftest import missing
+from tests.mail.sink import Sink
 
 NETWORK_TIMEOUT = 10.0
 DELIVERY_TIMEOUT = 30.0
@@ -42,6 +44,7 @@ class Stack:
     context: Context
     base_url: str
     tls: ssl.SSLContext
+    sink: Sink  # the relay host: the rest of the world
 
     def log_tail(self, lines: int = 40) -> str:
         logs = self.mail.layout.logs
@@ -74,6 +77,7 @@ def stack() -> Iterator[Stack]:
     # pytest's own temporary folders are closed to other users (0700): the mail servers' users must pass.
     folder = Path(tempfile.mkdtemp(prefix="postwerk-mail-test-", dir="/var/tmp"))
     folder.chmod(0o711)
+    sink = Sink(free_port())
     settings = Settings(
         data_dir=folder / "data",
         smtp=_free_listener(),
@@ -81,21 +85,30 @@ def stack() -> Iterator[Stack]:
         imaps=_free_listener(),
         pop3=_free_listener(),
         pop3s=_free_listener(),
-        mail_hostname="mx.postwerk.test",
+        mail_hostname="mx.postwerk.example",
+        reinject=_free_listener(),
+        relay_host=f"127.0.0.1:{sink.port}",
+        # Short, so that tests of retries and bounces end within seconds.
+        retry_min=1,
+        retry_max=2,
+        queue_lifetime=120,
     )
     mail = MailStack(settings)
     context: Context | None = None
     try:
         context = build_context(settings)
+        sink.start()
+        ensure_postmaster_mailbox(context, settings.mail_hostname, settings.data_dir)
         mail.prepare()
         mail.start()
         mail.wait_ready()
         tls = ssl.create_default_context(cafile=str(mail.layout.tls_cert))
-        tls.check_hostname = False  # the certificate names mx.postwerk.test; tests connect to 127.0.0.1
+        tls.check_hostname = False  # the certificate names mx.postwerk.example; tests connect to 127.0.0.1
         with serving(context) as base_url:
-            yield Stack(settings, mail, context, base_url, tls)
+            yield Stack(settings, mail, context, base_url, tls, sink)
     finally:
         mail.stop()
+        sink.stop()
         if context is not None:
             context.db.engine.dispose()
         shutil.rmtree(folder, ignore_errors=True)

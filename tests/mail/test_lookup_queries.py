@@ -20,7 +20,7 @@ from postwerk.domain.addresses import parse_address, parse_domain
 from postwerk.domain.rate_limits import RateLimitCatalogue
 from postwerk.mailstack.layout import DISABLED_DOMAIN, EMBEDDED_ACCOUNTS, MAILBOX_DOMAIN, Layout
 from postwerk.mailstack.render import POSTFIX_MAPS, render
-from postwerk.service import Context, delivery_boxes, projects
+from postwerk.service import Context, delivery_boxes, projects, provider
 from postwerk.service import mail_addresses as addresses
 from postwerk.service.access import ADMIN
 from postwerk.settings import Settings
@@ -126,10 +126,7 @@ def seeded(engine: Engine) -> Seeded:
     umlaut = create(f"Ärger@{domain}")
     catch_all = create(f"catchall@{domain}", catch_all=True)
     quiet = create(f"quiet@{domain}")
-    with engine.begin() as connection:  # the provider's switch (no command for it yet)
-        connection.execute(
-            text("UPDATE mail_addresses SET receiving_disabled = true WHERE id = :id"), {"id": quiet}
-        )
+    provider.set_receiving(context, quiet, enabled=False)  # the provider's switch
     _, box_name = _delivery_box(context, project_id)
     mailboxes = {
         key(f"box@{domain}"): box,

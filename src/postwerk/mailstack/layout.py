@@ -62,6 +62,8 @@ class Layout:
     tls_cert: Path
     tls_key: Path
     instance: str
+    # Sockets of Postwerk's own services for the mail servers (the policy service, the usage dictionary).
+    services: Path
 
     @property
     def dovecot_conf(self) -> Path:
@@ -70,6 +72,19 @@ class Layout:
     @property
     def dovecot_sql(self) -> Path:
         return self.dovecot_config / "postwerk-sql.conf.ext"
+
+    @property
+    def policy_socket(self) -> Path:
+        return self.services / "policy.sock"
+
+    @property
+    def usage_socket(self) -> Path:
+        return self.services / "usage.sock"
+
+    @property
+    def tables_socket(self) -> Path:
+        # Postwerk's own lookup tables for Postfix (socketmap: SRS; see `postwerk.mailstack.tables`).
+        return self.services / "tables.sock"
 
     @classmethod
     def embedded(cls, data_dir: Path, tls_cert: Path | None = None, tls_key: Path | None = None) -> Layout:
@@ -87,6 +102,7 @@ class Layout:
             tls_cert=tls_cert.resolve() if tls_cert else root / "tls" / "cert.pem",
             tls_key=tls_key.resolve() if tls_key else root / "tls" / "key.pem",
             instance="postwerk",
+            services=root / "services",
         )
 
     @classmethod
@@ -103,4 +119,5 @@ class Layout:
             tls_cert=tls_cert or Path("/etc/ssl/certs/ssl-cert-snakeoil.pem"),
             tls_key=tls_key or Path("/etc/ssl/private/ssl-cert-snakeoil.key"),
             instance="dovecot",
+            services=Path("/run/postwerk"),
         )

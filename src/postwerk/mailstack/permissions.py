@@ -126,6 +126,8 @@ def prepare(layout: Layout, accounts: Accounts, data_dir: Path, sqlite_path: Pat
     # Postfix's own data (TLS session caches, the master lock) belongs to its mail_owner.
     _folder(layout.postfix_data, 0o700, owner=accounts.postfix_owner, group=accounts.db_group)
     _folder(layout.boxes, 0o700, owner=accounts.mail_user, group=accounts.mail_group)
+    # Postwerk's own sockets: others pass through; each socket is opened to the one group that uses it.
+    _folder(layout.services, 0o711)
     if layout.tls_cert.parent == layout.postfix_config.parent / "tls":
         _folder(layout.tls_cert.parent, 0o700)
 

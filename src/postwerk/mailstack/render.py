@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from postwerk.mailstack import outbound
 from postwerk.mailstack.layout import (
     DISABLED_DOMAIN,
     DOVECOT_LDA,
@@ -19,7 +20,7 @@ from postwerk.mailstack.layout import (
 )
 from postwerk.settings import Settings, split_host_port
 
-POSTFIX_MAPS = ("domains", "routes", "catch_alls", "disabled")
+POSTFIX_MAPS = ("domains", "routes", "catch_alls", "disabled", "postmaster", "srs_transport")
 _PLACEHOLDER = re.compile(r"\{\{([a-z0-9_]+(?::[a-z0-9_]+)?)\}\}")
 
 
@@ -121,12 +122,11 @@ def render(settings: Settings, layout: Layout, accounts: Accounts, mail_uid: int
         "dovecot_base": str(layout.dovecot_base),
         "dovecot_state": str(layout.dovecot_state),
         "boxes": str(layout.boxes),
+        "policy_socket": str(layout.policy_socket),
+        "usage_socket": str(layout.usage_socket),
         "relayhost": "",
     }
-    if settings.relay_host:
-        host, port = split_host_port(settings.relay_host)
-        # Brackets: deliver to that host itself, no MX lookup.
-        values["relayhost"] = f"relayhost = [{host}]:{port}"
+    values.update(outbound.values(settings, layout))
     for name in ("imap", "imaps", "pop3", "pop3s"):
         values[f"{name}_host"], values[f"{name}_port"] = _listener(getattr(settings, name))
     if layout.logs is None:
@@ -171,4 +171,10 @@ def render(settings: Settings, layout: Layout, accounts: Accounts, mail_uid: int
             accounts.db_group,
         )
     )
+    filter_path, filter_content = outbound.srs_filter_file(settings, layout)
+    files.append(RenderedFile(filter_path, filter_content, 0o644))
+    relay_login = outbound.relay_password_file(settings, layout)
+    if relay_login is not None:
+        # Root's alone: Postfix's smtp client opens it before it gives up root.
+        files.append(RenderedFile(relay_login[0], relay_login[1], 0o600))
     return files

@@ -9,7 +9,9 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -78,6 +80,19 @@ def _wait_for_port(listener: str, deadline: float) -> None:
             time.sleep(0.05)
 
 
+def _wait_for_socket(path: Path, deadline: float) -> None:
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(1)
+                probe.connect(str(path))
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise MailSetupError(f"nothing listens on {path} (see Postwerk's log)") from None
+            time.sleep(0.05)
+
+
 class MailStack:
     def __init__(self, settings: Settings, accounts: Accounts = EMBEDDED_ACCOUNTS) -> None:
         self.settings = settings
@@ -134,9 +149,43 @@ class MailStack:
             if result.returncode == 0:
                 log.warning("a Dovecot of this data folder was still running (Postwerk killed?): stopped it")
 
+    def _service(self, name: str, module: str, socket_path: Path, group: str) -> ChildSpec:
+        """One of Postwerk's own services for the mail servers, in a process of its own (a crash restarts
+        it alone; its event loop never competes with the API's). Its environment is made here: the
+        database URL (maybe with a password) travels there, never on a command line others can read."""
+        environment = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
+            "POSTWERK_DATA_DIR": str(self.settings.data_dir.resolve()),
+            "POSTWERK_DATABASE_URL": self.settings.effective_database_url,
+            "POSTWERK_LOG_LEVEL": self.settings.log_level,
+        }
+        command = [sys.executable, "-m", module, "--socket", str(socket_path), "--group", group]
+        return ChildSpec(name, command, env=environment)
+
+    def _tables_service(self) -> ChildSpec:
+        """Postwerk's socketmap tables for Postfix (SRS, `postwerk.mailstack.tables`). The SRS key lives in
+        the data folder, root's alone: SRS addresses must reverse across restarts."""
+        spec = self._service(
+            "tables", "postwerk.mailstack.tables", self.layout.tables_socket, self.accounts.db_group
+        )
+        srs = ["--srs-domain", self.settings.mail_hostname, "--srs-secret", str(self.srs_secret)]
+        return replace(spec, command=[*spec.command, *srs])
+
+    @property
+    def srs_secret(self) -> Path:
+        return self.settings.data_dir.resolve() / "srs-secret"
+
     def start(self) -> None:
+        # Started first and stopped last: Postfix and Dovecot find them whenever they run.
+        services = [
+            self._service("policy", "postwerk.policy", self.layout.policy_socket, self.accounts.db_group),
+            self._service("usage", "postwerk.usage", self.layout.usage_socket, self.accounts.mail_group),
+            self._tables_service(),
+        ]
         self.supervisor = Supervisor(
             [
+                *services,
                 ChildSpec(
                     "postfix",
                     [str(POSTFIX), "-c", str(self.layout.postfix_config), "start-fg"],
@@ -156,6 +205,8 @@ class MailStack:
         deadline = time.monotonic() + timeout
         for listener in (self.settings.smtp, self.settings.imap, self.settings.imaps):
             _wait_for_port(listener, deadline)
+        for path in (self.layout.policy_socket, self.layout.usage_socket, self.layout.tables_socket):
+            _wait_for_socket(path, deadline)
 
     def stop(self) -> None:
         if self.supervisor is not None:

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -40,6 +40,8 @@ class ChildSpec:
     stop: Callable[[subprocess.Popen[bytes]], None] | None = None
     # Run before every start (for example: clear what a killed predecessor left behind).
     before_start: Callable[[], None] | None = None
+    # The child's whole environment; None: Postwerk's own.
+    env: Mapping[str, str] | None = None
 
 
 @dataclass
@@ -98,6 +100,7 @@ class Supervisor:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent,
+            env=None if child.spec.env is None else dict(child.spec.env),
         )
         assert process.stdout is not None
         reader = threading.Thread(

@@ -1,0 +1,170 @@
+"""Postwerk's own lookup tables for Postfix, served over Postfix's socketmap protocol on a unix socket.
+
+Why not Debian's postsrsd 1.10: it rewrites every sender it is asked about through `sender_canonical_maps`
+(so also mail delivered into local mailboxes, whose Return-Path would then be an SRS address) and excludes
+senders by a static domain list given at its start, so a domain hosted later would be rewritten until a
+restart. Here Postfix asks only for mail that leaves (a second pass, see main.cf and master.cf), and the
+answer reads the domain table on every lookup.
+
+Maps (`socketmap:unix:PATH:NAME`):
+- `srs-forward` (the second pass's `sender_canonical_maps`): the SRS form of a sender whose domain is neither
+  hosted nor the SRS domain; NOTFOUND otherwise, so mail from hosted domains is never rewritten.
+- `srs-reverse` (in `virtual_alias_maps`): the original sender behind a valid SRS address of ours, so a
+  bounce to it reaches that sender; NOTFOUND for forged or expired ones (then refused at RCPT as unknown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from postwerk.domain.addresses import parse_domain
+from postwerk.domain.errors import DomainError
+from postwerk.domain.srs import SrsKey, is_srs_address
+from postwerk.settings import Settings
+from postwerk.store import repository as repo
+from postwerk.store.db import create_db_engine
+from postwerk.unix_sockets import Handler, serve_unix
+
+log = logging.getLogger("postwerk.mailstack.tables")
+
+SECRET_BYTES = 32
+MAX_REQUEST = 100_000  # Postfix's own socketmap limit
+READ_TIMEOUT = 600.0  # Postfix keeps a connection open between lookups and closes idle ones itself
+
+
+def ensure_secret(path: Path) -> bytes:
+    """The SRS key, made at first start and kept owner-only: SRS addresses must keep reversing across
+    restarts (bounces come back days later)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(SECRET_BYTES) + "\n")
+    return bytes.fromhex(path.read_text().strip())
+
+
+class Tables:
+    """The answers, apart from the wire protocol (tests call them directly)."""
+
+    def __init__(self, engine: Engine, key: SrsKey, srs_domain: str) -> None:
+        self.engine = engine
+        self.key = key
+        self.srs_domain = srs_domain.lower()
+
+    def is_hosted(self, domain: str) -> bool:
+        try:
+            ascii_name = parse_domain(domain).ascii
+        except DomainError:
+            return False
+        if ascii_name == self.srs_domain:
+            return True
+        with self.engine.connect() as connection:
+            return repo.find_domain(connection, ascii_name) is not None
+
+    def srs_forward(self, sender: str) -> str | None:
+        local, at, domain = sender.rpartition("@")
+        if not (at and local and domain) or self.is_hosted(domain):
+            return None
+        return self.key.forward(sender, self.srs_domain)
+
+    def srs_reverse(self, recipient: str) -> str | None:
+        if not is_srs_address(recipient):
+            return None
+        return self.key.reverse(recipient, self.srs_domain)
+
+    def lookup(self, name: str, key: str) -> str | None:
+        handlers: dict[str, Callable[[str], str | None]] = {
+            "srs-forward": self.srs_forward,
+            "srs-reverse": self.srs_reverse,
+        }
+        handler = handlers.get(name)
+        if handler is None:
+            raise KeyError(name)
+        return handler(key)
+
+
+def _netstring(data: bytes) -> bytes:
+    return str(len(data)).encode() + b":" + data + b","
+
+
+def answer(tables: Tables, request: bytes) -> bytes:
+    """One socketmap reply (without its netstring frame) to one request ("NAME KEY")."""
+    name, _, key = request.decode("utf-8", errors="surrogateescape").partition(" ")
+    try:
+        value = tables.lookup(name, key)
+    except KeyError:
+        return b"PERM no such map"
+    except Exception as error:  # the database away: on TEMP Postfix defers the mail, never bounces it
+        log.warning("socketmap %s lookup failed: %s", name, type(error).__name__)
+        return b"TEMP lookup failed"
+    if value is None:
+        return b"NOTFOUND "
+    return b"OK " + value.encode("utf-8", errors="surrogateescape")
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
+    try:
+        digits = await reader.readuntil(b":")
+    except asyncio.IncompleteReadError:
+        return None
+    if not digits[:-1].isdigit() or len(digits) > 7:
+        raise ValueError("not a netstring")
+    length = int(digits[:-1])
+    if length > MAX_REQUEST:
+        raise ValueError("request too long")
+    data = await reader.readexactly(length + 1)
+    if data[-1:] != b",":
+        raise ValueError("not a netstring")
+    return data[:-1]
+
+
+def handler(tables: Tables, *, inline: bool) -> Handler:
+    """Connections from Postfix: many lookups each, until Postfix closes an idle one."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while (request := await asyncio.wait_for(_read_request(reader), READ_TIMEOUT)) is not None:
+                # SQLite answers faster than a thread hop; PostgreSQL's round trip must not block the loop.
+                reply = (
+                    answer(tables, request) if inline else await asyncio.to_thread(answer, tables, request)
+                )
+                writer.write(_netstring(reply))
+                await writer.drain()
+        except (OSError, ValueError, asyncio.IncompleteReadError, TimeoutError) as error:
+            log.debug("socketmap connection closed: %s", type(error).__name__)
+        finally:
+            writer.close()
+
+    return handle
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m postwerk.mailstack.tables --socket PATH --group GROUP --srs-domain NAME --srs-secret FILE`
+    (started by the embedded mail stack under its supervisor; the database from Postwerk's settings)."""
+    parser = argparse.ArgumentParser(prog="python -m postwerk.mailstack.tables")
+    parser.add_argument("--socket", required=True, type=Path, help="unix socket Postfix connects to")
+    parser.add_argument("--group", help="group that may connect (Postfix's mail_owner's)")
+    parser.add_argument("--srs-domain", required=True, help="the domain of SRS addresses (mail host name)")
+    parser.add_argument("--srs-secret", required=True, type=Path, help="file holding the SRS key")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    engine = create_db_engine(settings.effective_database_url, pool_size=4)
+    tables = Tables(engine, SrsKey(ensure_secret(args.srs_secret)), args.srs_domain)
+    inline = engine.dialect.name == "sqlite"
+    asyncio.run(
+        serve_unix(args.socket, handler(tables, inline=inline), group=args.group, mode=0o660, log=log)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

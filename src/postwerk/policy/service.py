@@ -1,0 +1,84 @@
+"""The policy service: answers Postfix's `check_policy_service` at RCPT time.
+
+Placed after `reject_unlisted_recipient` (main.cf), so it only sees recipients Postfix knows are hosted.
+
+On an internal error (a bug, a database that does not answer in time) the answer is `DUNNO`, not a 451:
+the quota is a limit on growth, not a security rule, and Dovecot keeps delivering regardless, so the cost
+of `DUNNO` is a mailbox that overshoots by the mail of an outage; a 451 would instead hold every sender's
+mail to every hosted address (the check runs for all of them) behind one broken query. When the database
+itself is down, Postfix's own lookups of the routes fail first and it answers 451 on its own. Postfix's
+`default_action` for an unreachable service is DUNNO too, for the same reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+
+from postwerk.domain.delivery_quota import Found, full_mailboxes
+from postwerk.policy.protocol import Request, RequestFramer, answer
+
+log = logging.getLogger("postwerk.policy")
+
+FULL = "552 5.2.2 Mailbox full"
+DUNNO = "DUNNO"
+LOOKUP_TIMEOUT = 5.0
+READ_CHUNK = 64 * 1024
+MAX_SIZE = 2**62  # a SIZE beyond any quota: larger announced sizes are cut to it
+
+# The store's lookup (`store.mail_lookups.find_destinations` on a read connection).
+BlockingLookup = Callable[[Sequence[str], Sequence[str]], Found]
+
+
+def _message_size(text: str) -> int:
+    # Only plain decimal digits: Python's int() would also take signs, underscores and other scripts'
+    # digits.
+    if not text or not text.isascii() or not text.isdigit() or len(text) > 19:
+        return 0
+    return min(int(text), MAX_SIZE)
+
+
+class PolicyService:
+    def __init__(self, lookup: BlockingLookup, *, lookup_inline: bool) -> None:
+        # lookup_inline: SQLite reads take microseconds and never wait for a lock under WAL, so they run on
+        # the loop; PostgreSQL waits on the network and runs in a thread.
+        self._lookup = lookup
+        self._inline = lookup_inline
+
+    def decide_blocking(self, request: Request) -> str:
+        if request.malformed or request.get("request") != "smtpd_access_policy":
+            return DUNNO
+        if request.get("protocol_state").upper() != "RCPT":
+            return DUNNO
+        full = full_mailboxes(request.get("recipient"), self._lookup, _message_size(request.get("size")))
+        if not full:
+            return DUNNO
+        log.info("refused at RCPT: mailbox %s is full", ", ".join(box.mailbox_id for box in full))
+        return FULL
+
+    async def decide(self, request: Request) -> str:
+        try:
+            if self._inline:
+                return self.decide_blocking(request)
+            return await asyncio.wait_for(
+                asyncio.to_thread(self.decide_blocking, request), timeout=LOOKUP_TIMEOUT
+            )
+        except Exception as error:  # never crash, never leave Postfix waiting: see the module's note
+            log.error("quota check failed (%s: %s): answering DUNNO", type(error).__name__, error)
+            return DUNNO
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        framer = RequestFramer()
+        try:
+            while data := await reader.read(READ_CHUNK):
+                for request in framer.feed(data):
+                    writer.write(answer(await self.decide(request)))
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()

@@ -1,0 +1,85 @@
+"""The mail services' store functions on both databases: the policy's lookup (what it finds, and that each
+half is an index probe) and the usage write (the API's stored document shows it)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, text
+
+from postwerk.domain.delivery_quota import Found, full_mailboxes
+from postwerk.service import mail_addresses
+from postwerk.service.access import ADMIN
+from postwerk.store import repository
+from postwerk.store.mail_lookups import _DESTINATIONS, find_destinations, record_usage
+from tests.store.conftest import HostedProject
+
+PASSWORD = "a long secret"
+
+
+def _create(hosted: HostedProject, address: str, **values: object) -> str:
+    return mail_addresses.create(
+        hosted.context, ADMIN, hosted.project_id, mail_addresses.NewAddress(address=address, **values)
+    )
+
+
+def _mailbox(quota: int = -1) -> mail_addresses.NewMailbox:
+    return mail_addresses.NewMailbox(password=PASSWORD, quota_in_bytes=quota)
+
+
+def test_destinations_with_forwards_catch_all_and_usage(engine: Engine, hosted: HostedProject) -> None:
+    domain = hosted.domain
+    box = _create(hosted, f"Box@{domain}", mailbox=_mailbox(), forward_addresses=["copy@elsewhere.example"])
+    _create(hosted, f"fwd@{domain}", forward_addresses=[f"box@{domain}", "x@пример.рф"])
+    catch_all = _create(hosted, f"all@{domain}", is_catch_all=True, mailbox=_mailbox())
+    with hosted.context.db.write() as connection:
+        repository.update_address(connection, box, {"quota_bytes": 100, "usage_bytes": 150})
+
+    with hosted.context.db.read() as connection:
+        found = find_destinations(connection, [f"box@{domain}", f"fwd@{domain}", "no@x.example"], [domain])
+        assert set(found.addresses) == {f"box@{domain}", f"fwd@{domain}"}
+        mailbox = found.addresses[f"box@{domain}"].mailbox
+        assert mailbox is not None and (mailbox.mailbox_id, mailbox.quota_bytes, mailbox.usage_bytes) == (
+            box,
+            100,
+            150,
+        )
+        assert found.addresses[f"box@{domain}"].forwards == ("copy@elsewhere.example",)
+        forward = found.addresses[f"fwd@{domain}"]
+        assert forward.mailbox is None
+        assert sorted(forward.forwards) == [f"box@{domain}", "x@xn--e1afmkfd.xn--p1ai"]
+        all_mailbox = found.catch_alls[domain].mailbox
+        assert all_mailbox is not None and all_mailbox.mailbox_id == catch_all
+
+        def lookup(keys: Sequence[str], domains: Sequence[str]) -> Found:
+            return find_destinations(connection, keys, domains)
+
+        assert [m.mailbox_id for m in full_mailboxes(f"FWD@{domain}", lookup)] == [box]
+        assert full_mailboxes(f"someone@{domain}", lookup) == []
+
+
+def test_recorded_usage_is_in_the_api_document(engine: Engine, hosted: HostedProject) -> None:
+    box = _create(hosted, f"usage@{hosted.domain}", mailbox=_mailbox())
+    measured = datetime(2026, 11, 26, 12, 0, 1, 500000, tzinfo=UTC)
+    with hosted.context.db.write() as connection:
+        record_usage(connection, {box: (12345, measured), "no-such-mailbox": (1, measured)})
+    document = json.loads(mail_addresses.get(hosted.context, ADMIN, box))
+    current = document["mailbox"]["storageInBytes"]["current"]
+    assert current["value"] == 12345
+    assert current["updatedAt"].startswith("2026-11-26T12:00:01.5")
+
+
+def test_the_lookup_is_index_probes_only(engine: Engine) -> None:
+    statement = _DESTINATIONS.params(keys=["a@b.example", "c@b.example"], domains=["b.example"])
+    compiled = statement.compile(engine, compile_kwargs={"literal_binds": True, "render_postcompile": True})
+    query = str(compiled)
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            plan = " ".join(str(row[-1]) for row in connection.execute(text(f"EXPLAIN QUERY PLAN {query}")))
+            assert "SCAN" not in plan and "uq_mail_addresses_catch_all" in plan, plan
+        else:
+            connection.execute(text("SET enable_seqscan = off"))  # tiny test tables: ask what the plan can be
+            plan = " ".join(row[0] for row in connection.execute(text(f"EXPLAIN {query}")))
+            assert "Seq Scan" not in plan and "uq_mail_addresses_catch_all" in plan, plan
