@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from postwerk.store.address_document import MAIL_ADDRESS_DOCUMENT
 from postwerk.store.db import READ_OPTION, WRITE_OPTION
+from postwerk.store.driver_queries import driver_rows
 from postwerk.store.tables import (
     api_tokens,
     delivery_boxes,
@@ -222,7 +223,8 @@ def find_project_id_with_token(connection: Connection, reference: str, digest: s
         if reference.startswith("p-")
         else _FIND_PROJECT_ID_WITH_TOKEN_BY_ID
     )
-    return connection.execute(statement, {"reference": reference, "digest": digest}).first()
+    rows = driver_rows(connection, statement, {"reference": reference, "digest": digest})
+    return rows[0] if rows else None
 
 
 def list_projects(
@@ -408,7 +410,8 @@ def get_address_document_with_token(connection: Connection, address_id: str, dig
     the token's columns and a NULL address_project_id when the address does not exist (its document is
     then the document of a row of NULLs: meaningless)."""
     statement = _document_statement(connection, "get with token")
-    return connection.execute(statement, {"address_id": address_id, "digest": digest}).first()
+    rows = driver_rows(connection, statement, {"address_id": address_id, "digest": digest})
+    return rows[0] if rows else None
 
 
 def store_address_document(connection: Connection, address_id: str) -> None:
@@ -450,8 +453,11 @@ def list_address_documents(
     parameters = address_filter.parameters()
     documents: list[str] = []
     if page.limit > 0:
-        rows = connection.execute(page_statement, {**parameters, "limit": page.limit, "skip": page.skip})
-        documents = list(rows.scalars().all())
+        values = {**parameters, "limit": page.limit, "skip": page.skip}
+        if "project_ids" in values:  # a list of projects: expanded at execution, SQLAlchemy's job
+            documents = list(connection.execute(page_statement, values).scalars().all())
+        else:
+            documents = [row.document for row in driver_rows(connection, page_statement, values)]
     if 0 < len(documents) < page.limit or (not documents and page.skip == 0 and page.limit > 0):
         return documents, page.skip + len(documents)  # the page holds the last match: no count needed
     return documents, int(connection.execute(count_statement, parameters).scalar_one())
