@@ -164,9 +164,10 @@ def get(ctx: Context, caller: Caller, address_id: str) -> str:
             scope = caller.known_scope
             found = repo.get_address_document(connection, address_id)
         else:
-            found = repo.get_address_document_with_token(connection, address_id, caller.digest())
-            scope = caller.scope_from(found)
-    if found is None or found.address_project_id is None or not scope.may_see(found.address_project_id):
+            token_and_address = repo.get_address_document_with_token(connection, address_id, caller.digest())
+            scope = caller.scope_from(token_and_address[0] if token_and_address else None)
+            found = token_and_address[1] if token_and_address else None
+    if found is None or not scope.may_see(found.address_project_id):
         raise NotFound("the mail address does not exist")
     return str(found.document)
 

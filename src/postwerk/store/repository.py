@@ -374,6 +374,14 @@ def get_address(connection: Connection, address_id: str, *, for_update: bool = F
 
 
 _ADDRESS_DOCUMENT_STATEMENTS: dict[tuple[str, str], Any] = {}
+_STORED = MAIL_ADDRESS_DOCUMENT.stored_in
+assert _STORED is not None
+# What readers of documents select: the stored text and its version (see `_current_documents`).
+_DOCUMENT_COLUMNS = (
+    mail_addresses.c.id.label("address_id"),
+    _STORED.document.label("document"),
+    _STORED.version.label("document_version"),
+)
 
 
 def _document_statement(connection: Connection, purpose: str) -> Any:
@@ -382,16 +390,20 @@ def _document_statement(connection: Connection, purpose: str) -> Any:
     statement = _ADDRESS_DOCUMENT_STATEMENTS.get(key)
     if statement is None:
         by_id = mail_addresses.c.id == bindparam("address_id")
-        document = MAIL_ADDRESS_DOCUMENT.expression(connection.dialect)
         address_project = mail_addresses.c.project_id.label("address_project_id")
         if purpose == "get":
-            statement = select(address_project, document).where(by_id)
+            statement = select(address_project, *_DOCUMENT_COLUMNS).where(by_id)
         elif purpose == "get with token":
             # The token's row, and the address joined to it when it exists (NULL columns otherwise).
             statement = (
-                select(*_FIND_TOKEN.selected_columns, address_project, document)
+                select(*_FIND_TOKEN.selected_columns, address_project, *_DOCUMENT_COLUMNS)
                 .select_from(api_tokens.outerjoin(mail_addresses, by_id))
                 .where(api_tokens.c.token_sha256 == bindparam("digest"))
+            )
+        elif purpose == "compute":
+            computed = MAIL_ADDRESS_DOCUMENT.expression(connection.dialect)
+            statement = select(mail_addresses.c.id, computed).where(
+                mail_addresses.c.id.in_(bindparam("ids", expanding=True))
             )
         else:
             values = MAIL_ADDRESS_DOCUMENT.refresh_values(connection.dialect)
@@ -400,18 +412,44 @@ def _document_statement(connection: Connection, purpose: str) -> Any:
     return statement
 
 
-def get_address_document(connection: Connection, address_id: str) -> Any:
-    """(address_project_id, document) of one address, the document as JSON text (`address_document`)."""
-    return connection.execute(_document_statement(connection, "get"), {"address_id": address_id}).first()
+def _current_documents(connection: Connection, rows: Sequence[Any]) -> list[str]:
+    """The documents of rows selected with `_DOCUMENT_COLUMNS`: stored ones where written with the current
+    shape, the others computed (one more query, only when there are any)."""
+    version = MAIL_ADDRESS_DOCUMENT.version(connection.dialect)
+    stale = [row.address_id for row in rows if row.document_version != version]
+    if not stale:
+        return [row.document for row in rows]
+    computed = dict(connection.execute(_document_statement(connection, "compute"), {"ids": stale}).all())
+    return [computed.get(row.address_id, row.document) for row in rows]
 
 
-def get_address_document_with_token(connection: Connection, address_id: str, digest: str) -> Any:
-    """`get_address_document` and `find_token` in one query: None when no token has this digest; a row with
-    the token's columns and a NULL address_project_id when the address does not exist (its document is
-    then the document of a row of NULLs: meaningless)."""
+@dataclass(frozen=True)
+class FoundDocument:
+    address_project_id: str
+    document: str
+
+
+def get_address_document(connection: Connection, address_id: str) -> FoundDocument | None:
+    """One address's project and its document (JSON text, `address_document`)."""
+    row = connection.execute(_document_statement(connection, "get"), {"address_id": address_id}).first()
+    if row is None:
+        return None
+    return FoundDocument(row.address_project_id, _current_documents(connection, [row])[0])
+
+
+def get_address_document_with_token(
+    connection: Connection, address_id: str, digest: str
+) -> tuple[Any, FoundDocument | None] | None:
+    """`find_token` and `get_address_document` in one query: None when no token has this digest, else the
+    token's row and the address (None when it does not exist)."""
     statement = _document_statement(connection, "get with token")
     rows = driver_rows(connection, statement, {"address_id": address_id, "digest": digest})
-    return rows[0] if rows else None
+    if not rows:
+        return None
+    row = rows[0]
+    if row.address_project_id is None:
+        return row, None
+    return row, FoundDocument(row.address_project_id, _current_documents(connection, [row])[0])
 
 
 def store_address_document(connection: Connection, address_id: str) -> None:
@@ -433,11 +471,7 @@ def _address_list_statements(
     if statements is None:
         condition = address_filter.condition()
         page = _ordered(
-            select(MAIL_ADDRESS_DOCUMENT.expression(connection.dialect))
-            .select_from(mail_addresses)
-            .where(condition),
-            mail_addresses,
-            sorting,
+            select(*_DOCUMENT_COLUMNS).select_from(mail_addresses).where(condition), mail_addresses, sorting
         )
         page = page.limit(bindparam("limit")).offset(bindparam("skip"))
         count = select(func.count()).select_from(mail_addresses).where(condition)
@@ -455,9 +489,10 @@ def list_address_documents(
     if page.limit > 0:
         values = {**parameters, "limit": page.limit, "skip": page.skip}
         if "project_ids" in values:  # a list of projects: expanded at execution, SQLAlchemy's job
-            documents = list(connection.execute(page_statement, values).scalars().all())
+            rows: Sequence[Any] = connection.execute(page_statement, values).all()
         else:
-            documents = [row.document for row in driver_rows(connection, page_statement, values)]
+            rows = driver_rows(connection, page_statement, values)
+        documents = _current_documents(connection, rows)
     if 0 < len(documents) < page.limit or (not documents and page.skip == 0 and page.limit > 0):
         return documents, page.skip + len(documents)  # the page holds the last match: no count needed
     return documents, int(connection.execute(count_statement, parameters).scalar_one())
