@@ -74,16 +74,14 @@ def _claim_address(
     own_id: str | None = None,
 ) -> str:
     """Check that `address` may be held by the project; return its domain's id."""
-    domain = repo.find_domain(connection, address.domain.ascii)
-    check_domain_assigned(address.domain, domain.project_id if domain else None, project_id)
-    assert domain is not None
-    if repo.address_key_taken(connection, address.lookup_key):
+    facts = repo.claim_facts(connection, address.domain.ascii, address.lookup_key)
+    check_domain_assigned(address.domain, facts.project_id if facts else None, project_id)
+    assert facts is not None
+    if facts.key_holder is not None:
         raise Conflict(f"the address {address.written} is already in use")
-    if catch_all:
-        holder = repo.catch_all_of_domain(connection, domain.id)
-        if holder is not None and holder != own_id:
-            raise Conflict(f"the domain {address.domain.unicode} already has a catch-all address")
-    return str(domain.id)
+    if catch_all and facts.catch_all_holder not in (None, own_id):
+        raise Conflict(f"the domain {address.domain.unicode} already has a catch-all address")
+    return str(facts.id)
 
 
 def _unique_conflict(error: IntegrityError, what: str) -> Conflict:

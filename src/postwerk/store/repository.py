@@ -541,6 +541,30 @@ def catch_all_of_domain(connection: Connection, domain_id: str) -> str | None:
     return connection.execute(statement).scalar()
 
 
+def _claim_facts_statement() -> Any:
+    holder = mail_addresses.alias("holder")
+    taken = select(holder.c.id).where(holder.c.lookup_key == bindparam("key")).scalar_subquery()
+    # Written bare, as in the partial index's predicate, so that SQLite uses that index.
+    catch_all = (
+        select(holder.c.id)
+        .where(holder.c.domain_id == domains.c.id, literal_column("holder.is_catch_all"))
+        .scalar_subquery()
+    )
+    return select(
+        domains.c.id, domains.c.project_id, taken.label("key_holder"), catch_all.label("catch_all_holder")
+    ).where(domains.c.name_ascii == bindparam("domain"))
+
+
+_CLAIM_FACTS = _claim_facts_statement()
+
+
+def claim_facts(connection: Connection, domain_ascii: str, key: str) -> Any:
+    """What a new or renamed address needs to know, in one query: its domain (id, project_id), which
+    address holds its lookup key (`key_holder`) and which the domain's catch-all (`catch_all_holder`).
+    None when the domain is not hosted."""
+    return connection.execute(_CLAIM_FACTS, {"domain": domain_ascii, "key": key}).first()
+
+
 def address_key_taken(connection: Connection, key: str) -> bool:
     statement = select(mail_addresses.c.id).where(mail_addresses.c.lookup_key == key)
     return connection.execute(statement).first() is not None
