@@ -11,7 +11,6 @@ The data is bulk-loaded with SQL (not through the API). Figures are the median t
 from __future__ import annotations
 
 import argparse
-import secrets
 import statistics
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 from sqlalchemy import Engine, insert, text
 
 from postwerk.domain.addresses import DomainName, MailAddress, search_text
+from postwerk.domain.names import new_mailbox_name
 from postwerk.domain.passwords import hash_password
 from postwerk.domain.rate_limits import RateLimitCatalogue
 from postwerk.service import Context
@@ -87,7 +87,7 @@ def bulk_load(engine: Engine, total: int) -> list[tuple[str, str]]:
             for index in range(PER_PROJECT):
                 address_id = str(uuid.uuid4())
                 local = f"user{index:03d}"
-                mailbox_name = f"mb-{secrets.token_hex(5)}"
+                mailbox_name = new_mailbox_name()  # as the service names them (40 random bits collided at 1M)
                 parsed = MailAddress(f"{local}@{domain}", local, DomainName(domain, domain))
                 address_rows.append(
                     {

@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ _MAIL_FLAGS = (
     "relay_user",
     "postmaster",
     "reinject",
+    "mail_services_dir",
 )
 
 
@@ -180,7 +182,7 @@ def cmd_config_render(args: argparse.Namespace) -> int:
             "the system-wide layout reads PostgreSQL: give --database-url postgresql://... "
             "(the embedded SQLite database is for `postwerk serve`'s own mail servers)"
         )
-    layout = Layout.system(settings.data_dir, settings.tls_cert, settings.tls_key)
+    layout = Layout.system(settings.data_dir, settings.tls_cert, settings.tls_key, settings.mail_services_dir)
     out = Path(args.out)
     try:
         uid = mail_uid(SYSTEM_ACCOUNTS)
@@ -196,6 +198,49 @@ def cmd_config_render(args: argparse.Namespace) -> int:
         {"written": [str(path) for path in written]},
         "\n".join(str(path) for path in written),
     )
+    return 0
+
+
+def cmd_mail_services(args: argparse.Namespace) -> int:
+    """Postwerk's own services for the system-wide Postfix and Dovecot (`config render`): the policy
+    service, the usage and login dictionaries, the socketmap tables and the sweep of deleted mailboxes' mail,
+    supervised, with the sockets the rendered configuration names."""
+    import os
+
+    from postwerk.mailstack.layout import SYSTEM_ACCOUNTS, Layout
+    from postwerk.mailstack.permissions import MailSetupError
+    from postwerk.mailstack.stack import READY_TIMEOUT, MailStack, _wait_for_socket
+    from postwerk.mailstack.supervisor import Supervisor
+
+    settings = _settings(args, log_level=args.log_level, **_mail_settings(args))
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if os.geteuid() != 0:
+        print(
+            "postwerk: mail-services needs root (sockets for the mail servers' groups; the sweep removes"
+            " the mail storage user's folders)",
+            file=sys.stderr,
+        )
+        return 1
+    layout = Layout.system(settings.data_dir, settings.tls_cert, settings.tls_key, settings.mail_services_dir)
+    stack = MailStack(settings, SYSTEM_ACCOUNTS, layout)
+    supervisor = Supervisor(stack.services())
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        supervisor.start()
+        deadline = time.monotonic() + READY_TIMEOUT
+        for path in stack.socket_paths():
+            _wait_for_socket(path, deadline)
+        print(f"postwerk: mail services up, sockets in {layout.services}", flush=True)
+        _wait_for_termination()
+    except MailSetupError as error:
+        print(f"postwerk: mail services did not start: {error}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, _Terminated):
+        pass
+    finally:
+        supervisor.stop()
     return 0
 
 
@@ -358,6 +403,14 @@ def _mail_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _services_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mail-services-dir",
+        help="folder of the sockets of Postwerk's own mail services (env POSTWERK_MAIL_SERVICES_DIR,"
+        " default /run/postwerk)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="postwerk", description="Mail hosting with a mittwald-compatible API."
@@ -393,6 +446,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     config_render.add_argument("--out", required=True, help="folder to write postfix/ and dovecot/ into")
     _mail_arguments(config_render)
+    _services_dir_argument(config_render)
+
+    mail_services = command(
+        commands,
+        "mail-services",
+        cmd_mail_services,
+        "run Postwerk's own services for the system-wide Postfix and Dovecot of `config render`",
+    )
+    mail_services.add_argument("--log-level", help="DEBUG, INFO, WARNING... (env POSTWERK_LOG_LEVEL)")
+    _mail_arguments(mail_services)
+    _services_dir_argument(mail_services)
 
     db = commands.add_parser("db", help="database maintenance").add_subparsers(
         dest="db_command", required=True

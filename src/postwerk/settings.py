@@ -84,6 +84,20 @@ class Settings(BaseSettings):
     )
     retry_min: int = Field(default=300, ge=1, description="Seconds before a deferred message is retried.")
     retry_max: int = Field(default=4000, ge=1, description="Longest wait between retries, in seconds.")
+    mail_deletion_grace: int = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        description="Seconds the mail of a deleted mailbox is kept on disk (counted from when the mail node"
+        " first finds its folder orphaned) before it is removed; a mailbox restored meanwhile keeps it.",
+    )
+    mail_services_dir: Path | None = Field(
+        default=None,
+        description="System-wide layout only (`config render`, `mail-services`): the folder of the sockets"
+        " of Postwerk's own mail services; default /run/postwerk.",
+    )
+    mail_sweep_interval: int = Field(
+        default=3600, ge=1, description="Seconds between the mail node's sweeps for deleted mailboxes' mail."
+    )
 
     @field_validator("api", "smtp", "imap", "imaps", "pop3", "pop3s", "relay_host", "reinject")
     @classmethod

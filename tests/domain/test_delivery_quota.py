@@ -14,6 +14,7 @@ from postwerk.domain.delivery_quota import (
     Destination,
     Found,
     Mailbox,
+    expand,
     full_mailboxes,
     is_over_quota,
     reached_mailboxes,
@@ -111,6 +112,28 @@ def test_a_plain_recipient_costs_one_lookup_and_each_forward_level_one_more() ->
     assert len(store.calls) == 2
 
 
+@pytest.mark.parametrize(
+    ("recipient", "loop", "mailboxes", "disabled", "outside"),
+    [
+        ("loop-a@example.org", True, [], [], []),
+        ("LOOP-B+x@example.org", True, [], [], []),
+        ("team@example.org", False, ["id-roomy", "id-full"], [], ["x@elsewhere.example"]),
+        ("to-disabled@example.org", False, [], ["disabled@example.org"], []),
+        ("to-catch@example.org", False, ["id-catcher"], [], []),
+        ("outside@example.org", False, [], [], ["someone@elsewhere.example"]),
+        ("someone@elsewhere.example", False, [], [], []),  # not hosted: no loop either
+    ],
+)
+def test_expand_gives_every_final_destination_and_finds_loops(
+    recipient: str, loop: bool, mailboxes: list[str], disabled: list[str], outside: list[str]
+) -> None:
+    expansion = expand(recipient, Store())
+    assert expansion.is_loop == loop
+    assert list(expansion.mailboxes) == mailboxes
+    assert expansion.disabled == disabled
+    assert expansion.outside == outside
+
+
 def test_deep_forward_chains_stop() -> None:
     chain = {
         f"c{i}@example.org": Destination(f"c{i}@example.org", None, (f"c{i + 1}@example.org",))
@@ -121,6 +144,8 @@ def test_deep_forward_chains_stop() -> None:
         return Found({key: chain[key] for key in keys if key in chain})
 
     assert reached_mailboxes("c0@example.org", lookup) == []
+    # Cut short is not a loop: the routes, which follow it to the end, may deliver it.
+    assert not expand("c0@example.org", lookup).is_loop
 
 
 @pytest.mark.parametrize(

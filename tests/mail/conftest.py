@@ -34,6 +34,7 @@ from tests.mail.sink import Sink
 
 NETWORK_TIMEOUT = 10.0
 DELIVERY_TIMEOUT = 30.0
+DELETION_GRACE = 3
 TRACE_HEADERS = ("return-path", "received", "delivered-to", "x-original-to")
 
 
@@ -92,6 +93,9 @@ def stack() -> Iterator[Stack]:
         retry_min=1,
         retry_max=2,
         queue_lifetime=120,
+        # Short, so that the mail of deleted mailboxes is seen removed within seconds.
+        mail_deletion_grace=DELETION_GRACE,
+        mail_sweep_interval=1,
     )
     mail = MailStack(settings)
     context: Context | None = None

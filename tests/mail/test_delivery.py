@@ -18,31 +18,17 @@ from tests.mail.conftest import (
     split_trace,
     wait_for_messages,
 )
+from tests.mail.messages import text_message
 
 PASSWORD = "correct horse battery staple"
-
-
-def _message(sender: str, recipient: str, subject: str, body: str) -> bytes:
-    lines = [
-        f"From: {sender}",
-        f"To: {recipient}",
-        f"Subject: {subject}",
-        "Message-ID: <e2e-test@client.postwerk.test>",
-        "Date: Thu, 26 Nov 2026 10:00:00 +0000",
-        "MIME-Version: 1.0",
-        "Content-Type: text/plain; charset=utf-8",
-        "Content-Transfer-Encoding: 8bit",
-        "",
-        body,
-        "",
-    ]
-    return "\r\n".join(lines).encode()
 
 
 def test_a_mailbox_made_through_the_api_receives_mail_at_once(stack: Stack, hosted: Hosted) -> None:
     address = f"Info@{hosted.domain}"
     mailbox_id = hosted.create_mailbox(address, PASSWORD)
-    sent = _message("sender@outside.example", address, "Hello", "A first line.\r\n.dot-stuffed line\r\nEnd.")
+    sent = text_message(
+        "sender@outside.example", address, "Hello", "A first line.\r\n.dot-stuffed line\r\nEnd."
+    )
     with stack.smtp() as client:
         refused = client.sendmail("sender@outside.example", [f"info@{hosted.domain.upper()}"], sent)
     assert refused == {}
@@ -58,7 +44,7 @@ def test_utf8_addresses_receive_and_log_in_with_either_domain_form(stack: Stack,
     hosted.create_mailbox(address, PASSWORD)
     ascii_domain = hosted.idn_domain.encode("idna").decode()
     sender = "відправник@пример.укр"
-    sent = _message(f"Відправник <{sender}>", address, "Привіт, світ", "Текст листа.")
+    sent = text_message(f"Відправник <{sender}>", address, "Привіт, світ", "Текст листа.")
     with stack.smtp() as client:
         refused = client.sendmail(
             sender, [address, f"пошта@{ascii_domain}"], sent, mail_options=["SMTPUTF8", "BODY=8BITMIME"]
@@ -122,8 +108,8 @@ def test_catch_all_takes_unknown_local_parts_but_never_an_existing_address(
             "mailbox": {"password": PASSWORD, "quotaInBytes": -1, "enableSpamProtection": False},
         }
     )
-    to_existing = _message("a@outside.example", f"existing@{hosted.domain}", "mine", "for existing")
-    to_unknown = _message("a@outside.example", f"whoever@{hosted.domain}", "anyone", "for the catch-all")
+    to_existing = text_message("a@outside.example", f"existing@{hosted.domain}", "mine", "for existing")
+    to_unknown = text_message("a@outside.example", f"whoever@{hosted.domain}", "anyone", "for the catch-all")
     with stack.smtp() as client:
         assert client.sendmail("a@outside.example", [f"existing@{hosted.domain}"], to_existing) == {}
         assert client.sendmail("a@outside.example", [f"whoever+tag@{hosted.domain}"], to_unknown) == {}
@@ -144,12 +130,34 @@ def test_forwarding_reaches_hosted_targets_and_a_mailbox_keeps_its_copy(stack: S
         }
     )
     hosted.create_address({"address": f"team@{hosted.domain}", "forwardAddresses": [first]})
-    sent = _message("a@outside.example", f"team@{hosted.domain}", "to the team", "Hello team.")
+    sent = text_message("a@outside.example", f"team@{hosted.domain}", "to the team", "Hello team.")
     with stack.smtp() as client:
         assert client.sendmail("a@outside.example", [f"team@{hosted.domain}"], sent) == {}
     for login in (first, second):
         (stored,) = wait_for_messages(stack, login, PASSWORD, 1)
         split_trace(stored, sent)
+
+
+def test_mailboxes_that_forward_a_copy_to_each_other_each_get_it_once(stack: Stack, hosted: Hosted) -> None:
+    first, second = f"mutual-a@{hosted.domain}", f"mutual-b@{hosted.idn_domain}"
+    for address, target in ((first, second), (second, first)):
+        hosted.create_address(
+            {
+                "address": address,
+                "forwardAddresses": [target],
+                "mailbox": {"password": PASSWORD, "quotaInBytes": -1, "enableSpamProtection": False},
+            }
+        )
+    to_first = text_message("a@outside.example", first, "to a", "For a, copied to b.")
+    to_second = text_message("a@outside.example", second, "to b", "For b, copied to a.")
+    with stack.smtp() as client:
+        assert client.sendmail("a@outside.example", [first], to_first) == {}
+        assert client.sendmail("a@outside.example", [second], to_second, mail_options=["SMTPUTF8"]) == {}
+    for login in (first, second):
+        stored = wait_for_messages(stack, login, PASSWORD, 2)
+        time.sleep(1)  # a third copy would show up now
+        assert len(wait_for_messages(stack, login, PASSWORD, 2)) == 2
+        assert sorted(message.endswith(to_first) for message in stored) == [False, True], login
 
 
 def test_no_password_before_tls(stack: Stack, hosted: Hosted) -> None:

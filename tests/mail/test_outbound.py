@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+import subprocess
 import time
 import uuid
 
@@ -132,19 +133,67 @@ def _bounces_for(stack: Stack, recipient: str, tag: str) -> list[Received]:
     ]
 
 
-def test_a_forwarding_loop_inside_postwerk_is_refused_without_a_storm(stack: Stack, hosted: Hosted) -> None:
-    """Postfix expands forwards while it receives the message: a loop between hosted addresses ends there
-    (its alias nesting limit), before anything is queued, so nothing is relayed, delivered or bounced in
-    circles. Known gap: the refusal is temporary (451 4.6.0), not the clear bounce the issue asks for."""
+def test_a_forwarding_loop_inside_postwerk_delivers_each_destination_once(
+    stack: Stack, hosted: Hosted
+) -> None:
+    """The routes answer every final destination of a recipient at once, each address followed once: a loop
+    between hosted addresses that also forwards outside sends that copy out once, and nothing goes round."""
     ping, pong = f"ping@{hosted.domain}", f"pong@{hosted.domain}"
     hosted.create_address({"address": ping, "forwardAddresses": [pong, "outside-copy@elsewhere.example"]})
     hosted.create_address({"address": pong, "forwardAddresses": [ping]})
     tag, sent = _message("looper@outside.example", ping)
-    with stack.smtp() as client, pytest.raises(smtplib.SMTPDataError) as refused:
-        client.sendmail("looper@outside.example", [ping], sent)
-    assert (refused.value.smtp_code, refused.value.smtp_error.split()[0]) == (451, b"4.6.0")
+    with stack.smtp() as client:
+        assert client.sendmail("looper@outside.example", [pong], sent) == {}
+    (relayed,) = stack.sink.wait_for(_with_tag(tag), log=stack.log_tail)
+    assert relayed.recipients == ("outside-copy@elsewhere.example",)
     time.sleep(QUIET_PERIOD)
-    assert [m for m in stack.sink.messages if tag.encode() in m.content] == []
+    assert [m for m in stack.sink.messages if tag.encode() in m.content] == [relayed]
+
+
+def test_a_pure_forwarding_loop_is_refused_at_rcpt(stack: Stack, hosted: Hosted) -> None:
+    """Forwards that lead only round in a circle (no mailbox, nothing outside) can never be delivered:
+    refused at once with a clear answer, never accepted and never a storm."""
+    ring = [f"ring-{n}@{hosted.domain}" for n in range(3)]
+    for n, address in enumerate(ring):
+        hosted.create_address({"address": address, "forwardAddresses": [ring[(n + 1) % 3]]})
+    with stack.smtp() as client:
+        assert client.mail("looper@outside.example")[0] == 250
+        for recipient in (ring[1], f"ring-2+tag@{hosted.domain}"):
+            code, reply = client.rcpt(recipient)
+            assert (code, reply.split()[0]) == (550, b"5.4.6"), reply
+            assert b"mail forwarding loop" in reply
+
+
+def test_a_loop_that_gets_past_rcpt_bounces_once_with_5_4_6(stack: Stack, hosted: Hosted) -> None:
+    """Mail that no RCPT check saw (here: local submission through Postfix's sendmail) is ended by the
+    routes themselves: they answer the loop route, and the message bounces once, with 5.4.6, to its sender."""
+    first, second = f"circle-a@{hosted.domain}", f"circle-b@{hosted.domain}"
+    hosted.create_address({"address": first, "forwardAddresses": [second]})
+    hosted.create_address({"address": second, "forwardAddresses": [first]})
+    tag, sent = _message("looper@outside.example", first)
+    submitted = subprocess.run(
+        [
+            "/usr/sbin/sendmail",
+            "-C",
+            str(stack.mail.layout.postfix_config),
+            "-f",
+            "looper@outside.example",
+            "-i",
+            first,
+        ],
+        input=sent,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    (bounce,) = stack.sink.wait_for(
+        lambda message: message.sender == "" and tag.encode() in message.content, log=stack.log_tail
+    )
+    assert bounce.recipients == ("looper@outside.example",)
+    assert b"5.4.6" in bounce.content and b"mail forwarding loop" in bounce.content, bounce.content[:3000]
+    time.sleep(QUIET_PERIOD)
+    assert [m for m in stack.sink.messages if tag.encode() in m.content] == [bounce]
 
 
 def _hops(count: int) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from postwerk.store import repository
 from tests.mail.conftest import Hosted, Stack, imap_login, wait_for_messages
+from tests.mail.messages import text_message
 
 PASSWORD = "correct horse battery staple"
 USAGE_TIMEOUT = 20.0  # quota_clone reports at once on a delivery, within 10 s for a mailbox kept open
@@ -15,19 +16,7 @@ FULL = (552, b"5.2.2")
 
 
 def _message(recipient: str, body: str, *, sender: str = "a@outside.example") -> bytes:
-    lines = [
-        f"From: {sender}",
-        f"To: {recipient}",
-        "Subject: quota",
-        "Message-ID: <quota-test@client.postwerk.test>",
-        "MIME-Version: 1.0",
-        "Content-Type: text/plain; charset=utf-8",
-        "Content-Transfer-Encoding: 8bit",
-        "",
-        body,
-        "",
-    ]
-    return "\r\n".join(lines).encode()
+    return text_message(sender, recipient, "quota", body, message_id="quota-test@client.postwerk.test")
 
 
 def _set_quota(stack: Stack, mailbox_id: str, quota_bytes: int) -> None:

@@ -10,17 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from postwerk.domain.delivery_quota import Destination, Found, Mailbox
+from postwerk.domain.delivery_quota import LOOP_REPLY, Destination, Found, Mailbox
 from postwerk.policy.protocol import MAX_LINE, RequestFramer
 from postwerk.policy.service import FULL, PolicyService
 
 FULL_BOX = Destination("full@example.org", Mailbox("id-full", 100, 100))
 UTF8_BOX = Destination("пошта@xn--e1afmkfd.xn--p1ai", Mailbox("id-utf8", 100, 500))
 ROOMY = Destination("roomy@example.org", Mailbox("id-roomy", 1000, 0))
+LOOP_A = Destination("loop-a@example.org", None, ("loop-b@example.org",))
+LOOP_B = Destination("loop-b@example.org", None, ("loop-a@example.org",))
 
 
 def _lookup(keys: Sequence[str], domains: Sequence[str]) -> Found:
-    table = {d.key: d for d in (FULL_BOX, UTF8_BOX, ROOMY)}
+    table = {d.key: d for d in (FULL_BOX, UTF8_BOX, ROOMY, LOOP_A, LOOP_B)}
     return Found({key: table[key] for key in keys if key in table})
 
 
@@ -85,9 +87,10 @@ def test_answers_on_one_connection(socket_path: Path) -> None:
             b"no equals sign\nrecipient=full@example.org\n\n",  # malformed
             _request(b"\xff\xfe@example.org"),  # not UTF-8
             _request(b""),
+            _request(b"LOOP-B@example.org"),  # forwards only in a circle
         ]
     )
-    (answers,) = asyncio.run(_serve(service, socket_path, [(conversation, 10)]))
+    (answers,) = asyncio.run(_serve(service, socket_path, [(conversation, 11)]))
     assert answers == [
         _answer(FULL),
         _answer("DUNNO"),
@@ -99,6 +102,7 @@ def test_answers_on_one_connection(socket_path: Path) -> None:
         _answer("DUNNO"),
         _answer("DUNNO"),
         _answer("DUNNO"),
+        _answer(LOOP_REPLY),
     ]
 
 

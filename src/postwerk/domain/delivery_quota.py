@@ -7,6 +7,11 @@ expanded again (a hosted target reaches its mailbox, a foreign one leaves the in
 here). The message is refused when any mailbox it reaches is full: delivering to some and bouncing for the
 others later is what the RCPT check exists to avoid.
 
+The same expansion is the reference for the routes Postfix reads (the `routes.cf` template answers with every
+final destination at once, so Postfix does not re-expand and loops end): `expand` gives that answer, and a
+test holds the SQL to it for the same cases. An address whose forwards lead only round in a circle (no
+mailbox, nothing outside, nothing refused) is a forwarding loop: refused at RCPT with `LOOP`.
+
 Pure: the addresses are looked up through a function the caller passes (the policy service hands it the
 store's lookups), one call per level of forwarding, so a plain recipient costs one lookup.
 """
@@ -29,6 +34,8 @@ RECIPIENT_DELIMITER = "+"  # main.cf's recipient_delimiter
 MAX_RECIPIENT_LENGTH = 1024
 MAX_ADDRESSES = 1000
 MAX_LEVELS = 20
+
+LOOP_REPLY = "550 5.4.6 mail forwarding loop"
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class Destination:
     mailbox: Mailbox | None = None
     forwards: tuple[str, ...] = ()
     receiving_disabled: bool = False
+    address_id: str | None = None  # None: not known to the caller (tests); the key stands in
 
 
 @dataclass(frozen=True)
@@ -132,36 +140,79 @@ def _normalised(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+@dataclass
+class Expansion:
+    """Where a message for one recipient goes: every final destination, each once."""
+
+    hosted: bool = False  # the recipient is a hosted address (directly, by +extension or the catch-all)
+    mailboxes: dict[str, Mailbox] = field(default_factory=dict)  # by mailbox id, in the order found
+    disabled: list[str] = field(default_factory=list)  # reached addresses that refuse mail (their ids)
+    outside: list[str] = field(default_factory=list)  # forward targets that are no hosted address
+    truncated: bool = False  # the forwarding web was larger or deeper than followed
+
+    @property
+    def is_loop(self) -> bool:
+        """A hosted recipient whose forwards lead only round in a circle: nothing could ever receive it."""
+        return (
+            self.hosted
+            and not self.truncated
+            and not (self.mailboxes or self.disabled or self.outside)
+        )
+
+
+def expand(recipient: str, lookup: Lookup) -> Expansion:
+    """Follow a recipient through the routes, each hosted address once (so loops end), breadth first."""
+    result = Expansion()
+    first = recipient_keys(_normalised(recipient))
+    if first is None:
+        return result
+    seen: set[str] = set()
+    # Each pending entry: the keys to route, and the target as written when it came from a forward.
+    level: list[tuple[RecipientKeys, str | None]] = [(first, None)]
+    for depth in range(MAX_LEVELS + 1):
+        if not level:
+            break
+        if depth == MAX_LEVELS:
+            result.truncated = True
+            break
+        found = lookup(
+            _unique(key for keys, _ in level for key in keys.address_keys),
+            _unique(keys.domain for keys, _ in level),
+        )
+        next_level: list[tuple[RecipientKeys, str | None]] = []
+        for keys, written in level:
+            destination = route(keys, found)
+            if destination is None:
+                if written is not None:  # a forward target that leaves the installation
+                    _add_once(result.outside, written)
+                continue
+            if written is None:
+                result.hosted = True
+            if destination.key in seen:
+                continue
+            seen.add(destination.key)
+            if destination.receiving_disabled:
+                # Refused by its own route; its forwards are not followed.
+                _add_once(result.disabled, destination.address_id or destination.key)
+                continue
+            if destination.mailbox is not None:
+                result.mailboxes.setdefault(destination.mailbox.mailbox_id, destination.mailbox)
+            for target in destination.forwards:
+                target_keys = recipient_keys(target)
+                if target_keys is None:
+                    _add_once(result.outside, target)
+                elif len(seen) + len(next_level) < MAX_ADDRESSES:
+                    next_level.append((target_keys, target))
+                else:
+                    result.truncated = True
+        level = next_level
+    return result
+
+
 def reached_mailboxes(recipient: str, lookup: Lookup) -> list[Mailbox]:
     """Every hosted mailbox a message for `recipient` is delivered into (following forwards, each address
     once, so loops end), in the order found."""
-    first = recipient_keys(_normalised(recipient))
-    if first is None:
-        return []
-    mailboxes: dict[str, Mailbox] = {}
-    seen: set[str] = set()
-    level: list[RecipientKeys] = [first]
-    for _ in range(MAX_LEVELS):
-        if not level:
-            break
-        found = lookup(
-            _unique(key for keys in level for key in keys.address_keys), _unique(k.domain for k in level)
-        )
-        next_level: list[RecipientKeys] = []
-        for keys in level:
-            destination = route(keys, found)
-            if destination is None or destination.key in seen or destination.receiving_disabled:
-                # Not hosted (relayed out), already counted, or refused by its own route.
-                continue
-            seen.add(destination.key)
-            if destination.mailbox is not None:
-                mailboxes.setdefault(destination.mailbox.mailbox_id, destination.mailbox)
-            for target in destination.forwards:
-                target_keys = recipient_keys(target)
-                if target_keys is not None and len(seen) + len(next_level) < MAX_ADDRESSES:
-                    next_level.append(target_keys)
-        level = next_level
-    return list(mailboxes.values())
+    return list(expand(recipient, lookup).mailboxes.values())
 
 
 def full_mailboxes(recipient: str, lookup: Lookup, message_size: int = 0) -> list[Mailbox]:
@@ -171,3 +222,8 @@ def full_mailboxes(recipient: str, lookup: Lookup, message_size: int = 0) -> lis
 
 def _unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
+
+
+def _add_once(values: list[str], value: str) -> None:
+    if value not in values:
+        values.append(value)

@@ -14,11 +14,16 @@ from pathlib import Path
 # Dovecot's LDA) or, when its receiving is disabled, to <address id>@DISABLED_DOMAIN (refused).
 MAILBOX_DOMAIN = "mailbox.postwerk.invalid"
 DISABLED_DOMAIN = "disabled.postwerk.invalid"
+# <address id>@LOOP_DOMAIN: the address's forwards lead round in a circle to no mailbox and nowhere outside
+# (refused at RCPT by the policy service; bounced, should the mail get past it).
+LOOP_DOMAIN = "loop.postwerk.invalid"
 
 DOVECOT_LDA = Path("/usr/lib/dovecot/dovecot-lda")
 POSTFIX = Path("/usr/sbin/postfix")
 DOVECOT = Path("/usr/sbin/dovecot")
 DOVEADM = Path("/usr/bin/doveadm")
+# The sockets of Postwerk's own services in the system-wide layout (`postwerk mail-services`).
+SYSTEM_SERVICES = Path("/run/postwerk")
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ class Layout:
     tls_cert: Path
     tls_key: Path
     instance: str
-    # Sockets of Postwerk's own services for the mail servers (the policy service, the usage dictionary).
+    # Sockets of Postwerk's own services for the mail servers (policy service, usage and login dictionaries).
     services: Path
 
     @property
@@ -72,6 +77,15 @@ class Layout:
     @property
     def dovecot_sql(self) -> Path:
         return self.dovecot_config / "postwerk-sql.conf.ext"
+
+    @property
+    def dovecot_logins(self) -> Path:
+        return self.dovecot_config / "postwerk-logins.conf.ext"
+
+    @property
+    def logins_socket(self) -> Path:
+        # Postwerk's login dictionary for Dovecot's passdb (see `postwerk.logins`).
+        return self.services / "logins.sock"
 
     @property
     def policy_socket(self) -> Path:
@@ -106,7 +120,13 @@ class Layout:
         )
 
     @classmethod
-    def system(cls, data_dir: Path, tls_cert: Path | None = None, tls_key: Path | None = None) -> Layout:
+    def system(
+        cls,
+        data_dir: Path,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        services: Path | None = None,
+    ) -> Layout:
         return cls(
             postfix_config=Path("/etc/postfix"),
             postfix_queue=Path("/var/spool/postfix"),
@@ -119,5 +139,5 @@ class Layout:
             tls_cert=tls_cert or Path("/etc/ssl/certs/ssl-cert-snakeoil.pem"),
             tls_key=tls_key or Path("/etc/ssl/private/ssl-cert-snakeoil.key"),
             instance="dovecot",
-            services=Path("/run/postwerk"),
+            services=services or SYSTEM_SERVICES,
         )

@@ -14,6 +14,7 @@ from postwerk.mailstack import outbound
 from postwerk.mailstack.layout import (
     DISABLED_DOMAIN,
     DOVECOT_LDA,
+    LOOP_DOMAIN,
     MAILBOX_DOMAIN,
     Accounts,
     Layout,
@@ -108,6 +109,7 @@ def render(settings: Settings, layout: Layout, accounts: Accounts, mail_uid: int
         "tls_key": str(layout.tls_key),
         "mailbox_domain": MAILBOX_DOMAIN,
         "disabled_domain": DISABLED_DOMAIN,
+        "loop_domain": LOOP_DOMAIN,
         "mail_user": accounts.mail_user,
         "mail_group": accounts.mail_group,
         "db_group": accounts.db_group,
@@ -124,6 +126,8 @@ def render(settings: Settings, layout: Layout, accounts: Accounts, mail_uid: int
         "boxes": str(layout.boxes),
         "policy_socket": str(layout.policy_socket),
         "usage_socket": str(layout.usage_socket),
+        "logins_socket": str(layout.logins_socket),
+        "dovecot_logins": str(layout.dovecot_logins),
         "relayhost": "",
     }
     values.update(outbound.values(settings, layout))
@@ -169,6 +173,14 @@ def render(settings: Settings, layout: Layout, accounts: Accounts, mail_uid: int
             ),
             0o640,
             accounts.db_group,
+        )
+    )
+    # No secret in it (a socket path): readable like dovecot.conf.
+    files.append(
+        RenderedFile(
+            layout.dovecot_logins,
+            _fill(_template("dovecot/dovecot-logins.conf.ext"), values, "logins"),
+            0o644,
         )
     )
     filter_path, filter_content = outbound.srs_filter_file(settings, layout)

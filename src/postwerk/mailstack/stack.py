@@ -3,6 +3,7 @@ the data folder, run in the foreground under the supervisor."""
 
 from __future__ import annotations
 
+import grp
 import logging
 import os
 import pwd
@@ -21,6 +22,7 @@ from postwerk.mailstack.layout import DOVEADM, DOVECOT, EMBEDDED_ACCOUNTS, POSTF
 from postwerk.mailstack.permissions import MailSetupError
 from postwerk.mailstack.render import RenderedFile, render
 from postwerk.mailstack.supervisor import ChildSpec, Supervisor
+from postwerk.mailstack.tls_reload import CertificateWatcher
 from postwerk.settings import Settings, split_host_port
 
 log = logging.getLogger("postwerk.mailstack")
@@ -94,15 +96,19 @@ def _wait_for_socket(path: Path, deadline: float) -> None:
 
 
 class MailStack:
-    def __init__(self, settings: Settings, accounts: Accounts = EMBEDDED_ACCOUNTS) -> None:
+    def __init__(
+        self, settings: Settings, accounts: Accounts = EMBEDDED_ACCOUNTS, layout: Layout | None = None
+    ) -> None:
         self.settings = settings
         self.accounts = accounts
-        self.layout = Layout.embedded(settings.data_dir, settings.tls_cert, settings.tls_key)
+        # Another layout: `postwerk mail-services`, which runs only Postwerk's own services (see services()).
+        self.layout = layout or Layout.embedded(settings.data_dir, settings.tls_cert, settings.tls_key)
         url = make_url(settings.effective_database_url)
         self.sqlite_path = (
             Path(url.database).resolve() if url.get_backend_name() == "sqlite" and url.database else None
         )
         self.supervisor: Supervisor | None = None
+        self.tls_watcher: CertificateWatcher | None = None
 
     def prepare(self) -> None:
         """Folders, certificate and configuration in the data folder; then the check, as each mail server
@@ -153,21 +159,23 @@ class MailStack:
         """One of Postwerk's own services for the mail servers, in a process of its own (a crash restarts
         it alone; its event loop never competes with the API's). Its environment is made here: the
         database URL (maybe with a password) travels there, never on a command line others can read."""
-        environment = {
+        command = [sys.executable, "-m", module, "--socket", str(socket_path), "--group", group]
+        return ChildSpec(name, command, env=self._environment())
+
+    def _environment(self) -> dict[str, str]:
+        return {
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
             "LANG": "C.UTF-8",
             "POSTWERK_DATA_DIR": str(self.settings.data_dir.resolve()),
             "POSTWERK_DATABASE_URL": self.settings.effective_database_url,
             "POSTWERK_LOG_LEVEL": self.settings.log_level,
         }
-        command = [sys.executable, "-m", module, "--socket", str(socket_path), "--group", group]
-        return ChildSpec(name, command, env=environment)
 
     def _tables_service(self) -> ChildSpec:
         """Postwerk's socketmap tables for Postfix (SRS, `postwerk.mailstack.tables`). The SRS key lives in
         the data folder, root's alone: SRS addresses must reverse across restarts."""
         spec = self._service(
-            "tables", "postwerk.mailstack.tables", self.layout.tables_socket, self.accounts.db_group
+            "tables", "postwerk.mailstack.tables", self.layout.tables_socket, self._postfix_group()
         )
         srs = ["--srs-domain", self.settings.mail_hostname, "--srs-secret", str(self.srs_secret)]
         return replace(spec, command=[*spec.command, *srs])
@@ -176,16 +184,69 @@ class MailStack:
     def srs_secret(self) -> Path:
         return self.settings.data_dir.resolve() / "srs-secret"
 
-    def start(self) -> None:
-        # Started first and stopped last: Postfix and Dovecot find them whenever they run.
-        services = [
-            self._service("policy", "postwerk.policy", self.layout.policy_socket, self.accounts.db_group),
-            self._service("usage", "postwerk.usage", self.layout.usage_socket, self.accounts.mail_group),
-            self._tables_service(),
+    def _postfix_group(self) -> str:
+        # Postfix's processes keep only the primary group of its mail_owner (they drop supplementary ones).
+        try:
+            return grp.getgrgid(pwd.getpwnam(self.accounts.postfix_owner).pw_gid).gr_name
+        except KeyError:
+            return self.accounts.db_group
+
+    def _sweep_service(self) -> ChildSpec:
+        """Removes the mail of deleted mailboxes after the grace period (`postwerk.mailstack.sweep`); runs
+        as root, like the servers' masters: it removes folders of the mail storage user."""
+        command = [
+            sys.executable,
+            "-m",
+            "postwerk.mailstack.sweep",
+            "--boxes",
+            str(self.layout.boxes),
+            "--state",
+            str(self.layout.boxes.parent / "deleted-boxes.json"),
+            "--grace",
+            str(self.settings.mail_deletion_grace),
+            "--interval",
+            str(self.settings.mail_sweep_interval),
         ]
+        return ChildSpec("sweep", command, env=self._environment())
+
+    def services(self) -> list[ChildSpec]:
+        """Postwerk's own services for the mail servers, with the sockets the rendered configuration
+        names (also what `postwerk mail-services` runs beside the system-wide Postfix and Dovecot)."""
+        return [
+            self._service("policy", "postwerk.policy", self.layout.policy_socket, self._postfix_group()),
+            self._service("usage", "postwerk.usage", self.layout.usage_socket, self.accounts.mail_group),
+            # Dovecot's passdb (its auth workers run as root; the group may read the hashes anyway).
+            self._service("logins", "postwerk.logins", self.layout.logins_socket, self.accounts.db_group),
+            self._tables_service(),
+            self._sweep_service(),
+        ]
+
+    def socket_paths(self) -> list[Path]:
+        return [
+            self.layout.policy_socket,
+            self.layout.usage_socket,
+            self.layout.logins_socket,
+            self.layout.tables_socket,
+        ]
+
+    def _reload_servers(self) -> None:
+        for command in (
+            [str(POSTFIX), "-c", str(self.layout.postfix_config), "reload"],
+            [str(DOVEADM), "-c", str(self.layout.dovecot_conf), "reload"],
+        ):
+            result = _run(command)
+            if result.returncode != 0:
+                raise MailSetupError(f"{command[0]} reload: {result.stderr.strip()}")
+
+    def start(self) -> None:
+        # Fingerprinted before the servers start: a renewal from now on is seen as a change.
+        self.tls_watcher = CertificateWatcher(
+            [self.layout.tls_cert, self.layout.tls_key], self._reload_servers
+        )
+        # Started first and stopped last: Postfix and Dovecot find them whenever they run.
         self.supervisor = Supervisor(
             [
-                *services,
+                *self.services(),
                 ChildSpec(
                     "postfix",
                     [str(POSTFIX), "-c", str(self.layout.postfix_config), "start-fg"],
@@ -200,14 +261,17 @@ class MailStack:
             ]
         )
         self.supervisor.start()
+        self.tls_watcher.start()
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         for listener in (self.settings.smtp, self.settings.imap, self.settings.imaps):
             _wait_for_port(listener, deadline)
-        for path in (self.layout.policy_socket, self.layout.usage_socket, self.layout.tables_socket):
+        for path in self.socket_paths():
             _wait_for_socket(path, deadline)
 
     def stop(self) -> None:
+        if self.tls_watcher is not None:
+            self.tls_watcher.stop()
         if self.supervisor is not None:
             self.supervisor.stop()

@@ -28,9 +28,8 @@ from sqlalchemy import Engine
 from postwerk.domain.addresses import parse_domain
 from postwerk.domain.errors import DomainError
 from postwerk.domain.srs import SrsKey, is_srs_address
-from postwerk.settings import Settings
+from postwerk.service_main import start_socket_service
 from postwerk.store import repository as repo
-from postwerk.store.db import create_db_engine
 from postwerk.unix_sockets import Handler, serve_unix
 
 log = logging.getLogger("postwerk.mailstack.tables")
@@ -149,19 +148,26 @@ def handler(tables: Tables, *, inline: bool) -> Handler:
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m postwerk.mailstack.tables --socket PATH --group GROUP --srs-domain NAME --srs-secret FILE`
     (started by the embedded mail stack under its supervisor; the database from Postwerk's settings)."""
-    parser = argparse.ArgumentParser(prog="python -m postwerk.mailstack.tables")
-    parser.add_argument("--socket", required=True, type=Path, help="unix socket Postfix connects to")
-    parser.add_argument("--group", help="group that may connect (Postfix's mail_owner's)")
-    parser.add_argument("--srs-domain", required=True, help="the domain of SRS addresses (mail host name)")
-    parser.add_argument("--srs-secret", required=True, type=Path, help="file holding the SRS key")
-    args = parser.parse_args(argv)
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    engine = create_db_engine(settings.effective_database_url, pool_size=4)
-    tables = Tables(engine, SrsKey(ensure_secret(args.srs_secret)), args.srs_domain)
+
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--srs-domain", required=True, help="the domain of SRS addresses (mail host name)"
+        )
+        parser.add_argument("--srs-secret", required=True, type=Path, help="file holding the SRS key")
+
+    service = start_socket_service(
+        "python -m postwerk.mailstack.tables",
+        argv,
+        client="Postfix",
+        group_help="Postfix's mail_owner's",
+        pool_size=4,
+        arguments=arguments,
+    )
+    engine = service.database.engine
+    tables = Tables(engine, SrsKey(ensure_secret(service.args.srs_secret)), service.args.srs_domain)
     inline = engine.dialect.name == "sqlite"
     asyncio.run(
-        serve_unix(args.socket, handler(tables, inline=inline), group=args.group, mode=0o660, log=log)
+        serve_unix(service.socket, handler(tables, inline=inline), group=service.group, mode=0o660, log=log)
     )
     return 0
 

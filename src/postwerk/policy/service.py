@@ -1,4 +1,5 @@
-"""The policy service: answers Postfix's `check_policy_service` at RCPT time.
+"""The policy service: answers Postfix's `check_policy_service` at RCPT time (a full mailbox reached by the
+recipient: 552 5.2.2; a recipient whose forwards only loop: 550 5.4.6).
 
 Placed after `reject_unlisted_recipient` (main.cf), so it only sees recipients Postfix knows are hosted.
 
@@ -17,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
-from postwerk.domain.delivery_quota import Found, full_mailboxes
+from postwerk.domain.delivery_quota import LOOP_REPLY, Found, expand, is_over_quota
 from postwerk.policy.protocol import Request, RequestFramer, answer
 
 log = logging.getLogger("postwerk.policy")
@@ -52,7 +53,13 @@ class PolicyService:
             return DUNNO
         if request.get("protocol_state").upper() != "RCPT":
             return DUNNO
-        full = full_mailboxes(request.get("recipient"), self._lookup, _message_size(request.get("size")))
+        expansion = expand(request.get("recipient"), self._lookup)
+        if expansion.is_loop:
+            # The routes would bounce it (5.4.6) after acceptance: refused here, the sender learns at once.
+            log.info("refused at RCPT: the forwards of the recipient only loop")
+            return LOOP_REPLY
+        size = _message_size(request.get("size"))
+        full = [box for box in expansion.mailboxes.values() if is_over_quota(box, size)]
         if not full:
             return DUNNO
         log.info("refused at RCPT: mailbox %s is full", ", ".join(box.mailbox_id for box in full))

@@ -80,12 +80,23 @@ def find_destinations(connection: Connection, keys: Sequence[str], domain_names:
             mailbox=mailbox,
             forwards=tuple(forwards[slot]),
             receiving_disabled=bool(row.receiving_disabled),
+            address_id=str(row.id),
         )
         if row.catch_all_domain is None:
             addresses[row.key] = destination
         else:
             catch_alls[row.catch_all_domain] = destination
     return Found(addresses, catch_alls)
+
+
+# A login's mailbox by the address's unique key (an index probe); only mailboxes have a login.
+_LOGIN = select(_a.id, _a.password_hash).where(_a.lookup_key == bindparam("key"), _a.is_mailbox)
+
+
+def find_login(connection: Connection, key: str) -> tuple[str, str | None] | None:
+    """The mailbox id and password hash of the mailbox whose lookup key is `key`, if any."""
+    row = connection.execute(_LOGIN, {"key": key}).first()
+    return None if row is None else (str(row.id), row.password_hash)
 
 
 def record_usage(connection: Connection, usage: Mapping[str, tuple[int, datetime]]) -> None:

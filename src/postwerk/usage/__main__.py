@@ -4,18 +4,17 @@ database comes from Postwerk's settings (POSTWERK_DATABASE_URL or POSTWERK_DATA_
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from postwerk.settings import Settings
-from postwerk.store.db import create_db_engine
+from postwerk.dovecot_dict import READ_LIMIT
+from postwerk.service_main import start_socket_service
 from postwerk.store.mail_lookups import record_usage
 from postwerk.store.repository import Database
 from postwerk.unix_sockets import serve_unix
-from postwerk.usage.dict_server import READ_LIMIT, Usage, UsageCollector, handle
+from postwerk.usage.dict_server import Usage, UsageCollector, handle
 
 log = logging.getLogger("postwerk.usage")
 
@@ -39,14 +38,14 @@ async def _serve(socket: Path, group: str | None, database: Database) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m postwerk.usage")
-    parser.add_argument("--socket", required=True, type=Path, help="unix socket Dovecot connects to")
-    parser.add_argument("--group", help="group that may connect (the mail storage user's)")
-    args = parser.parse_args(argv)
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    database = Database(create_db_engine(settings.effective_database_url, pool_size=2))
-    asyncio.run(_serve(args.socket, args.group, database))
+    service = start_socket_service(
+        "python -m postwerk.usage",
+        argv,
+        client="Dovecot",
+        group_help="the mail storage user's",
+        pool_size=2,
+    )
+    asyncio.run(_serve(service.socket, service.group, service.database))
     return 0
 
 

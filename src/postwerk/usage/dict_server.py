@@ -22,36 +22,21 @@ Only `priv/quota/storage` is used (`priv/quota/messages` is ignored: the API sho
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+
+from postwerk.dovecot_dict import NOT_FOUND, serve_connection, unescape
 
 log = logging.getLogger("postwerk.usage")
 
 STORAGE_KEY = "priv/quota/storage"
 FLUSH_INTERVAL = 0.2
-READ_LIMIT = 64 * 1024  # Dovecot's own DICT_CLIENT_MAX_LINE_LENGTH
 MAX_USER_LENGTH = 255
 MAX_TRANSACTIONS = 64  # per connection; Dovecot uses one or two at a time
 
 Usage = Mapping[str, tuple[int, datetime]]
 Writer = Callable[[Usage], None]  # blocking: writes a batch into the store
-
-
-def unescape(text: str) -> str:
-    """Dovecot's dict escaping: \\001 followed by 1, t, n or r stands for \\001, tab, newline, CR."""
-    if "\x01" not in text:
-        return text
-    out = []
-    characters = iter(text)
-    for character in characters:
-        if character != "\x01":
-            out.append(character)
-            continue
-        following = next(characters, "")
-        out.append({"1": "\x01", "t": "\t", "n": "\n", "r": "\r"}.get(following, following))
-    return "".join(out)
 
 
 def _parse_bytes(value: str) -> int | None:
@@ -127,7 +112,7 @@ class DictConnection:
             self._user = _user(fields[3]) if len(fields) > 3 else None
             return None
         if command == "L":
-            return "N\n"
+            return NOT_FOUND
         if command == "I":
             return "\n"  # an empty iteration
         transaction_id = fields[0]
@@ -160,15 +145,8 @@ async def handle(
     collector: UsageCollector, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     connection = DictConnection(collector)
-    try:
-        while raw := await reader.readline():
-            reply = connection.line(raw.rstrip(b"\n").decode("utf-8", "replace"))
-            if reply is not None:
-                writer.write(reply.encode())
-                await writer.drain()
-    except (ConnectionError, ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError):
-        pass  # a line beyond the limit or a client gone: end this connection only
-    finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await writer.wait_closed()
+
+    async def respond(line: str) -> str | None:
+        return connection.line(line)
+
+    await serve_connection(reader, writer, respond)

@@ -1,0 +1,335 @@
+"""Shared by the mail benchmarks (`smtp_inbound.py`, `imap_logins.py`): throw-away data folders the mail
+users can enter, addresses bulk-loaded with SQL (not through the API), Postwerk's own stack on SQLite or
+PostgreSQL, and the floor: the same Postfix and Dovecot configuration with Postwerk taken out (static hash
+maps, a passwd-file, no policy service, no usage or login dictionary), delivering by the same pipe to
+dovecot-lda.
+
+Not a benchmark itself. Needs root (the mail servers do) and Postfix + Dovecot (`make mail-deps`).
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, insert, text
+
+from postwerk.domain.addresses import DomainName, MailAddress, search_text
+from postwerk.mailstack.layout import DOVECOT, MAILBOX_DOMAIN, POSTFIX
+from postwerk.mailstack.stack import MailStack
+from postwerk.mailstack.supervisor import ChildSpec, Supervisor
+from postwerk.settings import Settings, split_host_port
+from postwerk.store.db import create_db_engine, upgrade
+from postwerk.store.scratch import scratch_postgres
+from postwerk.store.tables import domains, mail_addresses, projects
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+CHUNK = 20_000
+READY_TIMEOUT = 60.0
+COMMAND_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Box:
+    address: str
+    mailbox_id: str
+    password_hash: str
+
+
+def free_listener() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
+@contextmanager
+def bench_folder(prefix: str) -> Iterator[Path]:
+    """A temporary folder the mail servers' users can pass (pytest's and mkdtemp's defaults are 0700);
+    always removed."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    folder.chmod(0o711)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def settings_for(folder: Path, database_url: str | None = None) -> Settings:
+    return Settings(
+        data_dir=folder / "data",
+        database_url=database_url,
+        smtp=free_listener(),
+        imap=free_listener(),
+        imaps=free_listener(),
+        pop3=free_listener(),
+        pop3s=free_listener(),
+        reinject=free_listener(),
+        mail_hostname="mx.bench.example",
+    )
+
+
+@contextmanager
+def sqlite_database(settings: Settings) -> Iterator[Engine]:
+    """The migrated SQLite database of `settings` (in its data folder)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_db_engine(settings.effective_database_url)
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def postgres_database() -> Iterator[tuple[Engine, str]]:
+    """A fresh migrated schema (store.scratch) and a URL for the mail servers to reach it: Postfix's and
+    Dovecot's pgsql clients cannot set a search_path, so a throw-away role has it as its default. Both go
+    away on exit."""
+    with scratch_postgres(POSTGRES_URL, prefix="pw_mailbench") as engine:
+        with engine.connect() as connection:
+            schema = str(connection.execute(text("SELECT current_schema()")).scalar())
+        role = f"pw_mailbench_{secrets.token_hex(4)}"
+        admin = create_db_engine(POSTGRES_URL, pool_size=1)
+        with admin.begin() as connection:
+            for statement in (
+                f'CREATE ROLE "{role}" LOGIN',
+                f'ALTER ROLE "{role}" SET search_path = "{schema}"',
+                f'GRANT ALL ON SCHEMA "{schema}" TO "{role}"',
+                f'GRANT ALL ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"',
+                f'GRANT ALL ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"',
+            ):
+                connection.execute(text(statement))
+        try:
+            yield engine, f"postgresql://{role}@127.0.0.1:5432/test"
+        finally:
+            with admin.begin() as connection:
+                # Connections of the stopped services may linger a moment.
+                connection.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :r"),
+                    {"r": role},
+                )
+                connection.execute(text(f'DROP OWNED BY "{role}"'))
+                connection.execute(text(f'DROP ROLE "{role}"'))
+            admin.dispose()
+
+
+def bulk_load(engine: Engine, addresses: list[tuple[str, str]]) -> list[Box]:
+    """Mailboxes for (address, password hash) pairs, all in one project (ASCII addresses; one row per
+    domain). Returns them with their ids, in the given order."""
+    now = datetime.now(UTC)
+    project_id = str(uuid.uuid4())
+    domain_ids: dict[str, str] = {}
+    boxes: list[Box] = []
+    rows: list[dict[str, object]] = []
+    with engine.begin() as connection:
+        connection.execute(
+            insert(projects),
+            [
+                {
+                    "id": project_id,
+                    "short_id": f"p-{secrets.token_hex(3)}",
+                    "description": "mail bench",
+                    "customer_id": project_id,
+                    "enabled": True,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+        )
+        for address, password_hash in addresses:
+            local, _, domain = address.lower().rpartition("@")
+            if domain not in domain_ids:
+                domain_ids[domain] = str(uuid.uuid4())
+                connection.execute(
+                    insert(domains),
+                    [
+                        {
+                            "id": domain_ids[domain],
+                            "project_id": project_id,
+                            "name_ascii": domain,
+                            "name_unicode": domain,
+                            "created_at": now,
+                        }
+                    ],
+                )
+            mailbox_id = str(uuid.uuid4())
+            name = f"mb-{secrets.token_hex(5)}"
+            parsed = MailAddress(address, local, DomainName(domain, domain))
+            rows.append(
+                {
+                    "id": mailbox_id,
+                    "project_id": project_id,
+                    "domain_id": domain_ids[domain],
+                    "address": address,
+                    "local_part": local,
+                    "domain_ascii": domain,
+                    "domain_unicode": domain,
+                    "lookup_key": f"{local}@{domain}",
+                    "is_mailbox": True,
+                    "is_catch_all": False,
+                    "receiving_disabled": False,
+                    "mailbox_name": name,
+                    "search_text": search_text(parsed, name),
+                    "password_hash": password_hash,
+                    "password_updated_at": now,
+                    "quota_bytes": -1,
+                    "sending_enabled": True,
+                    "spam_active": False,
+                    "spam_folder": "spam",
+                    "spam_min_score": 5,
+                    "spam_auto_delete": False,
+                    "usage_bytes": 0,
+                    "usage_updated_at": now,
+                    "autoresponder_active": False,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            boxes.append(Box(address, mailbox_id, password_hash))
+            if len(rows) >= CHUNK:
+                connection.execute(insert(mail_addresses), rows)
+                rows.clear()
+        if rows:
+            connection.execute(insert(mail_addresses), rows)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+    else:
+        with engine.begin() as connection:
+            connection.execute(text("ANALYZE"))
+    return boxes
+
+
+def _wait_for_port(listener: str) -> None:
+    host, port = split_host_port(listener)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on {listener}") from None
+            time.sleep(0.05)
+
+
+@contextmanager
+def postwerk_stack(settings: Settings) -> Iterator[MailStack]:
+    """Postwerk's own Postfix and Dovecot with its services, as `postwerk serve` runs them."""
+    mail = MailStack(settings)
+    try:
+        mail.prepare()
+        mail.start()
+        mail.wait_ready(READY_TIMEOUT)
+        yield mail
+    finally:
+        mail.stop()
+
+
+def _run(command: list[str]) -> None:
+    subprocess.run(command, check=True, capture_output=True, timeout=COMMAND_TIMEOUT)
+
+
+def _floor_postfix(main_cf: str, maps: Path) -> str:
+    """Postwerk's main.cf with its SQL maps, policy service and SRS pass taken out."""
+    replacements = {
+        "virtual_alias_domains": f"$myhostname, hash:{maps}/domains",
+        "virtual_alias_maps": f"hash:{maps}/routes",
+        "smtpd_recipient_restrictions": "reject_non_fqdn_recipient, reject_unlisted_recipient, permit",
+        "sender_dependent_default_transport_maps": "",
+    }
+    for name, value in replacements.items():
+        main_cf, count = re.subn(rf"^{name} = .*$", f"{name} = {value}", main_cf, flags=re.MULTILINE)
+        if count != 1 and value:
+            raise RuntimeError(f"main.cf has no single {name} line: the template changed")
+    return main_cf
+
+
+def _floor_dovecot(conf: str, passwd: Path, users: Path) -> str:
+    """Postwerk's dovecot.conf with a passwd-file passdb and userdb, and without the quota plugins that
+    feed Postwerk's usage dictionary."""
+    conf = re.sub(
+        r"^passdb \{.*?^\}",
+        f"passdb {{\n  driver = passwd-file\n  args = username_format=%u {passwd}\n}}",
+        conf,
+        count=1,
+        flags=re.MULTILINE | re.DOTALL,
+    )
+    conf = re.sub(
+        r"^userdb \{.*?^\}",
+        f"userdb {{\n  driver = passwd-file\n  args = username_format=%u {users}\n}}",
+        conf,
+        count=1,
+        flags=re.MULTILINE | re.DOTALL,
+    )
+    conf = re.sub(r"^mail_plugins = .*$", "mail_plugins = $mail_plugins", conf, flags=re.MULTILINE)
+    conf = re.sub(r"^\s*quota_clone_dict = .*\n", "", conf, flags=re.MULTILINE)
+    if "driver = passwd-file" not in conf:
+        raise RuntimeError("dovecot.conf has no passdb block to replace: the template changed")
+    return conf
+
+
+@contextmanager
+def floor_stack(settings: Settings, boxes: list[Box], domain_names: list[str]) -> Iterator[MailStack]:
+    """The floor: the same Postfix and Dovecot configuration, but static maps and passwd-files made from
+    `boxes`; no Postwerk service runs. The (empty) SQLite database exists only for the set-up checks."""
+    mail = MailStack(settings)
+    layout = mail.layout
+    with sqlite_database(settings):
+        mail.prepare()
+    maps = layout.postfix_config
+    (maps / "domains").write_text("".join(f"{name} ok\n" for name in domain_names))
+    (maps / "routes").write_text(
+        "".join(f"{box.address.lower()} {box.mailbox_id}@{MAILBOX_DOMAIN}\n" for box in boxes)
+    )
+    for name in ("domains", "routes"):
+        # -c: there may be no system-wide main.cf at all.
+        _run(["/usr/sbin/postmap", "-c", str(layout.postfix_config), f"hash:{maps / name}"])
+    main_cf = layout.postfix_config / "main.cf"
+    main_cf.write_text(_floor_postfix(main_cf.read_text(), maps))
+    passwd = layout.dovecot_config / "floor-passwd"
+    users = layout.dovecot_config / "floor-users"
+    passwd.write_text(
+        "".join(f"{b.address.lower()}:{b.password_hash}::::::user={b.mailbox_id}\n" for b in boxes)
+    )
+    users.write_text("".join(f"{box.mailbox_id}:::::::\n" for box in boxes))
+    dovecot_gid = grp.getgrnam("dovecot").gr_gid
+    for path in (passwd, users):
+        os.chown(path, 0, dovecot_gid)
+        path.chmod(0o640)
+    layout.dovecot_conf.write_text(_floor_dovecot(layout.dovecot_conf.read_text(), passwd, users))
+    mail.supervisor = Supervisor(
+        [
+            ChildSpec(
+                "postfix",
+                [str(POSTFIX), "-c", str(layout.postfix_config), "start-fg"],
+                stop=mail._stop_postfix,
+                before_start=mail._stop_stale_postfix,
+            ),
+            ChildSpec(
+                "dovecot",
+                [str(DOVECOT), "-F", "-c", str(layout.dovecot_conf)],
+                before_start=mail._stop_stale_dovecot,
+            ),
+        ]
+    )
+    try:
+        mail.supervisor.start()
+        for listener in (settings.smtp, settings.imap):
+            _wait_for_port(listener)
+        yield mail
+    finally:
+        mail.stop()

@@ -1,0 +1,285 @@
+"""Inbound mail, end to end: the rate at which mail accepted over SMTP becomes visible in the mailboxes
+(a new file in each recipient's Maildir, where IMAP reads it; checked over IMAP afterwards), for 20
+concurrent senders of 10 KB messages driven by Postfix's `smtp-source`, each message to another of the
+provisioned mailboxes (`-N`), with 100,000 addresses bulk-loaded, against:
+
+  floor     the same Postfix + Dovecot configuration without Postwerk: static hash maps, a passwd-file,
+            no policy service, no usage dictionary; the same pipe(8) to dovecot-lda (baseline)
+  sqlite    Postwerk's stack on SQLite (SQL maps via proxymap, policy service, usage dictionary)
+  postgres  the same on PostgreSQL (127.0.0.1:5432, a fresh schema)
+
+    .venv/bin/python bench/smtp_inbound.py [--quick] [--messages N] [--addresses N] [--rounds N]
+
+Prints the rate of each, its ratio to the floor measured in the same run (target >= 0.9), and where the CPU
+went (per message, by process name, from /proc; exited processes such as the LDA count in "other").
+Needs root, Postfix and Dovecot (`make mail-deps`) and, for `postgres`, the PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import imaplib
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mail_stacks import (
+    Box,
+    bench_folder,
+    bulk_load,
+    floor_stack,
+    postgres_database,
+    postwerk_stack,
+    settings_for,
+    sqlite_database,
+)
+
+from postwerk.domain.passwords import hash_password
+from postwerk.mailstack.stack import MailStack
+from postwerk.settings import Settings, split_host_port
+
+DOMAIN = "inbound.bench.example"
+SENDERS = 20
+MESSAGE_BYTES = 10 * 1024
+PASSWORD = "bench password"
+SMTP_TIMEOUT = 600.0
+DELIVERY_TIMEOUT = 600.0
+WARM_UP = 40
+TARGET = 0.9
+CLOCK = os.sysconf("SC_CLK_TCK")
+
+
+def _busy_ticks() -> int:
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    values = [int(value) for value in fields]
+    return sum(values) - values[3] - values[4]  # all but idle and iowait
+
+
+def _cpu_by_name() -> Counter[str]:
+    """CPU ticks (user + system) of every live process, summed by name. Postwerk's services are all
+    `python3`: they are told apart by their module."""
+    ticks: Counter[str] = Counter()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            command = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        rest = stat[stat.rindex(")") + 2 :].split()
+        if name.startswith("python") and b"-m" in command:
+            name = command[command.index(b"-m") + 1].decode()
+        ticks[name] += int(rest[11]) + int(rest[12])
+    return ticks
+
+
+@dataclass
+class Run:
+    name: str
+    messages: int
+    accepted_s: float
+    visible_s: float
+    cpu_s: float
+    cpu_by_name: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.visible_s
+
+
+def smtp_source(settings: Settings, recipient: str, messages: int, numbered: bool) -> None:
+    host, port = split_host_port(settings.smtp)
+    command = ["/usr/sbin/smtp-source", "-s", str(SENDERS), "-m", str(messages), "-l", str(MESSAGE_BYTES)]
+    command += ["-N"] if numbered else []
+    command += ["-f", "sender@outside.example", "-t", recipient, "-M", "client.bench.example"]
+    done = subprocess.run(
+        [*command, f"{host}:{port}"], capture_output=True, text=True, timeout=SMTP_TIMEOUT, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"smtp-source failed: {done.stderr.strip()}")
+
+
+def _wait_delivered(folders: list[Path], started: float) -> None:
+    pending = list(folders)
+    while pending:
+        pending = [folder for folder in pending if not (folder.is_dir() and any(os.scandir(folder)))]
+        if pending:
+            if time.perf_counter() - started > DELIVERY_TIMEOUT:
+                raise RuntimeError(f"{len(pending)} of {len(folders)} messages not delivered in time")
+            time.sleep(0.05)
+
+
+def _check_over_imap(settings: Settings, boxes: list[Box]) -> None:
+    """A few mailboxes, over IMAP with their password: the message is in the INBOX."""
+    host, port = split_host_port(settings.imap)
+    for box in boxes:
+        # From 127.0.0.1 to 127.0.0.1 Dovecot counts the connection as secured: no TLS needed here.
+        client = imaplib.IMAP4(host, port, timeout=30)
+        try:
+            credentials = f"\0{box.address}\0{PASSWORD}".encode()
+            client.authenticate("PLAIN", lambda _challenge, c=credentials: c)
+            status, data = client.select("INBOX", readonly=True)
+            if status != "OK" or int(data[0] or 0) < 1:
+                raise RuntimeError(f"{box.address}: the message is not in the INBOX over IMAP")
+        finally:
+            client.logout()
+
+
+def measure(name: str, mail: MailStack, boxes: list[Box], messages: int) -> Run:
+    settings = mail.settings
+    # Warm-up: every process of the path started once (to a mailbox outside the measured ones).
+    smtp_source(settings, boxes[-1].address, WARM_UP, numbered=False)
+    _wait_delivered([mail.layout.boxes / boxes[-1].mailbox_id / "Maildir" / "new"], time.perf_counter())
+    time.sleep(1.0)
+    folders = [mail.layout.boxes / box.mailbox_id / "Maildir" / "new" for box in boxes[:messages]]
+    cpu_before, busy_before = _cpu_by_name(), _busy_ticks()
+    started = time.perf_counter()
+    # smtp-source -N numbers recipients from 1: message n goes to "{n}u@DOMAIN", boxes[n - 1].
+    smtp_source(settings, f"u@{DOMAIN}", messages, numbered=True)
+    accepted = time.perf_counter() - started
+    _wait_delivered(folders, started)
+    visible = time.perf_counter() - started
+    cpu_after, busy_after = _cpu_by_name(), _busy_ticks()
+    _check_over_imap(settings, [boxes[0], boxes[messages // 2], boxes[messages - 1]])
+    by_name = {
+        process: (cpu_after[process] - cpu_before.get(process, 0)) / CLOCK
+        for process in cpu_after
+        if cpu_after[process] - cpu_before.get(process, 0) > 0
+    }
+    return Run(name, messages, accepted, visible, (busy_after - busy_before) / CLOCK, by_name)
+
+
+def addresses(total: int) -> list[tuple[str, str]]:
+    password_hash = hash_password(PASSWORD)
+    return [(f"{number}u@{DOMAIN}", password_hash) for number in range(1, total + 1)]
+
+
+@contextmanager
+def prepared(kind: str, folder: Path, total: int) -> Iterator[tuple[MailStack, list[Box]]]:
+    started = time.perf_counter()
+    if kind == "postgres":
+        with postgres_database() as (engine, url):
+            boxes = bulk_load(engine, addresses(total))
+            loaded = time.perf_counter() - started
+            settings = settings_for(folder, url)
+            with postwerk_stack(settings) as mail:
+                print(f"  {kind}: {total:,} addresses loaded in {loaded:.1f} s", flush=True)
+                yield mail, boxes
+        return
+    settings = settings_for(folder)
+    if kind == "sqlite":
+        with sqlite_database(settings) as engine:
+            boxes = bulk_load(engine, addresses(total))
+        loaded = time.perf_counter() - started
+        with postwerk_stack(settings) as mail:
+            print(f"  {kind}: {total:,} addresses loaded in {loaded:.1f} s", flush=True)
+            yield mail, boxes
+        return
+    hashed = addresses(total)
+    boxes = [
+        Box(address, f"floor-{number:06d}", password_hash)
+        for number, (address, password_hash) in enumerate(hashed, 1)
+    ]
+    with floor_stack(settings, boxes, [DOMAIN]) as mail:
+        print(
+            f"  {kind}: {total:,} addresses in hash maps and passwd-files "
+            f"({time.perf_counter() - started:.1f} s)",
+            flush=True,
+        )
+        yield mail, boxes
+
+
+def one_round(kinds: list[str], total: int, messages: int) -> dict[str, Run]:
+    runs = {}
+    for kind in kinds:
+        with (
+            bench_folder(f"postwerk-bench-{kind}-") as folder,
+            prepared(kind, folder, total) as (mail, boxes),
+        ):
+            runs[kind] = measure(kind, mail, boxes, messages)
+        run = runs[kind]
+        print(
+            f"  {kind}: {messages} messages accepted in {run.accepted_s:.1f} s, visible after "
+            f"{run.visible_s:.1f} s: {run.rate:.1f} msg/s",
+            flush=True,
+        )
+    return runs
+
+
+def report(rounds: list[dict[str, Run]], kinds: list[str]) -> None:
+    def median(kind: str, value: Callable[[Run], float]) -> float:
+        return statistics.median(value(r[kind]) for r in rounds)
+
+    floor = median("floor", lambda run: run.rate) if "floor" in kinds else None
+    print(
+        f"\nmedian of {len(rounds)} round(s); {SENDERS} senders, {MESSAGE_BYTES // 1024} KB messages, "
+        f"{os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'stack':<10}{'msg/s':>9}{'accepted/s':>12}{'CPU ms/msg':>12}  ratio to floor  target >= {TARGET}"
+    )
+    for kind in kinds:
+        rate = median(kind, lambda run: run.rate)
+        accepted = median(kind, lambda run: run.messages / run.accepted_s)
+        cpu = median(kind, lambda run: run.cpu_s / run.messages * 1000)
+        verdict = ""
+        if floor and kind != "floor":
+            ratios = [r[kind].rate / r["floor"].rate for r in rounds]
+            verdict = f"{rate / floor:.2f} (rounds {min(ratios):.2f}-{max(ratios):.2f})  "
+            verdict += "PASS" if rate / floor >= TARGET else "FAIL"
+        print(f"{kind:<10}{rate:>9.1f}{accepted:>12.1f}{cpu:>12.1f}  {verdict}")
+    print("\nCPU ms per message by process (last round; 'other' = exited processes: LDA, cleanup, ...)")
+    last = rounds[-1]
+    names: Counter[str] = Counter()
+    for kind in kinds:
+        for name, seconds in last[kind].cpu_by_name.items():
+            names[name] += seconds
+    top = [name for name, _ in names.most_common(12)]
+    print(f"{'process':<28}" + "".join(f"{kind:>10}" for kind in kinds))
+    for name in top:
+        cells = "".join(
+            f"{last[kind].cpu_by_name.get(name, 0.0) / last[kind].messages * 1000:>10.2f}" for kind in kinds
+        )
+        print(f"{name:<28}{cells}")
+    others = "".join(
+        f"{(last[kind].cpu_s - sum(last[kind].cpu_by_name.values())) / last[kind].messages * 1000:>10.2f}"
+        for kind in kinds
+    )
+    print(f"{'other':<28}{others}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="10,000 addresses, 300 messages, one round")
+    parser.add_argument("--addresses", type=int, default=100_000)
+    parser.add_argument("--messages", type=int, default=2_000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--only", choices=["floor", "sqlite", "postgres"], action="append")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("the mail servers need root", file=sys.stderr)
+        return 2
+    total, messages = (10_000, 300) if args.quick else (args.addresses, args.messages)
+    messages = min(messages, total - 1)  # the last address takes the warm-up
+    kinds = args.only or ["floor", "sqlite", "postgres"]
+    rounds = []
+    for number in range(1 if args.quick else args.rounds):
+        print(f"round {number + 1}: {total:,} addresses, {messages} messages", flush=True)
+        rounds.append(one_round(kinds, total, messages))
+    report(rounds, kinds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Dovecot's passdb, answered by Postwerk: a login is found by the domain's own rule for addresses.
+
+Why not an SQL passdb: Dovecot 2.3 can only lower-case the ASCII letters of a login (`%L`), so no query finds
+`ÄRGER@…` or a decomposed (NFD) spelling of `ärger@…`, although `parse_address(...).lookup_key`, the one
+identity of an address on the installation, finds both. Dovecot's `dict` passdb asks this server instead,
+through a `proxy:` dict on a unix socket (the protocol in `postwerk.dovecot_dict`), for
+`shared/passdb/<the login as typed>`; the answer is a JSON object with the mailbox's password hash and
+`user` = the mailbox id (which names the storage, as the SQL passdb's answer did), or "not found".
+
+Dovecot verifies the hash itself, in its auth worker processes (the dict passdb is a blocking one), so the
+password never reaches Postwerk and verifications run on every core. Nothing is cached, here or in Dovecot
+(`auth_cache_size = 0`): every login reads the store, so a new mailbox, a changed password or a renamed
+address counts at the very next login.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+
+from postwerk.domain.addresses import parse_address
+from postwerk.domain.errors import DomainError
+from postwerk.dovecot_dict import NOT_FOUND, failed, found, serve_connection, unescape
+
+log = logging.getLogger("postwerk.logins")
+
+PASSDB_PREFIX = "shared/passdb/"
+
+# Lookup key -> (mailbox id, password hash), or None: blocking, reads the store.
+Lookup = Callable[[str], tuple[str, str | None] | None]
+
+
+def login_key(login: str) -> str | None:
+    """The lookup key of the address a login names (the domain's rule), or None if it names none."""
+    try:
+        return parse_address(login).lookup_key
+    except DomainError:
+        return None
+
+
+class LoginDictionary:
+    def __init__(self, lookup: Lookup, *, inline: bool) -> None:
+        self._lookup = lookup
+        # SQLite answers faster than a thread hop; PostgreSQL's round trip must not block the event loop.
+        self._inline = inline
+
+    def answer(self, key: str) -> str:
+        """The reply to a lookup of dict key `key`."""
+        if not key.startswith(PASSDB_PREFIX):
+            return NOT_FOUND
+        address_key = login_key(key.removeprefix(PASSDB_PREFIX))
+        if address_key is None:
+            return NOT_FOUND
+        try:
+            mailbox = self._lookup(address_key)
+        except Exception as error:  # the database away: a temporary failure, never "no such user"
+            log.warning("login lookup failed: %s", type(error).__name__)
+            return failed("login lookup failed")
+        if mailbox is None:
+            return NOT_FOUND
+        mailbox_id, password_hash = mailbox
+        fields = {"user": mailbox_id}
+        if password_hash:  # without one Dovecot refuses the login ("no password returned")
+            fields["password"] = password_hash
+        return found(json.dumps(fields, separators=(",", ":")))
+
+    async def respond(self, line: str) -> str | None:
+        if not line:
+            return None
+        command, rest = line[0], line[1:]
+        if command == "L":
+            # `L<key>`, and from Dovecot 2.3.17 on maybe `\t<user>` after it (empty for the passdb).
+            key = unescape(rest.split("\t", 1)[0])
+            if self._inline:
+                return self.answer(key)
+            return await asyncio.to_thread(self.answer, key)
+        if command == "I":
+            return "\n"  # an empty iteration (the passdb is configured not to iterate)
+        return None  # HELLO; the passdb never writes
+
+
+async def handle(
+    dictionary: LoginDictionary, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    await serve_connection(reader, writer, dictionary.respond)

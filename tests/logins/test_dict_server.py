@@ -1,0 +1,92 @@
+"""The login dictionary with the lines Dovecot 2.3's dict passdb sends, over a real unix socket: a login is
+normalised by the domain's rule, the answer is the JSON Dovecot's passdb reads, odd input is not found and a
+failing store is a failure (never "no such user")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import unicodedata
+from pathlib import Path
+
+from postwerk.dovecot_dict import escape, unescape
+from postwerk.logins.dict_server import LoginDictionary, handle, login_key
+
+MAILBOX = "18c2c256-00c4-4aa8-a431-b606b9cf87e3"
+HASH = "{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA"
+KEYS = {"ärger@example.org": (MAILBOX, HASH), "nohash@example.org": ("other", None)}
+
+
+def _lookup(key: str) -> tuple[str, str | None] | None:
+    return KEYS.get(key)
+
+
+def test_a_login_is_found_by_the_domains_rule() -> None:
+    dictionary = LoginDictionary(_lookup, inline=True)
+    expected = "O" + json.dumps({"user": MAILBOX, "password": HASH}, separators=(",", ":")) + "\n"
+    for login in (
+        "ärger@example.org",
+        "ÄRGER@EXAMPLE.ORG",
+        unicodedata.normalize("NFD", "Ärger@example.org"),
+    ):
+        assert login_key(login) == "ärger@example.org"
+        assert dictionary.answer(f"shared/passdb/{login}") == expected, login
+    assert dictionary.answer("shared/passdb/nohash@example.org") == 'O{"user":"other"}\n'
+    for key in (
+        "shared/passdb/nobody@example.org",
+        "shared/passdb/",
+        "shared/passdb/not an address",
+        "shared/userdb/ärger@example.org",
+        "priv/quota/storage",
+    ):
+        assert dictionary.answer(key) == "N\n", key
+
+
+def test_a_failing_store_is_a_failure() -> None:
+    def broken(key: str) -> tuple[str, str | None] | None:
+        raise ConnectionError("database away")
+
+    reply = LoginDictionary(broken, inline=True).answer("shared/passdb/ärger@example.org")
+    assert reply.startswith("F") and "database" not in reply
+
+
+def test_dict_lines_over_a_socket(tmp_path: Path) -> None:
+    path = tmp_path / "logins.sock"
+    # HELLO, then lookups as Dovecot 2.3.19 sends them (key escaped, maybe a user field after a tab).
+    tabbed = escape("shared/passdb/tab\there@example.org")
+    payload = (
+        "H3\t2\t0\t\tlogins\n"
+        "Lshared/passdb/ÄRGER@example.org\t\n"
+        "Lshared/passdb/nobody@example.org\n"
+        f"L{tabbed}\n"
+    ).encode()
+
+    def client() -> bytes:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(10)
+            connection.connect(str(path))
+            connection.sendall(payload)
+            received = b""
+            while received.count(b"\n") < 3:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+        return received
+
+    async def scenario() -> bytes:
+        dictionary = LoginDictionary(_lookup, inline=False)
+        server = await asyncio.start_unix_server(lambda r, w: handle(dictionary, r, w), path=str(path))
+        async with server:
+            return await asyncio.to_thread(client)
+
+    first, second, third, _ = asyncio.run(scenario()).split(b"\n")
+    assert json.loads(unescape(first.decode()[1:])) == {"user": MAILBOX, "password": HASH}
+    assert (second, third) == (b"N", b"N")
+
+
+def test_escaping_round_trips() -> None:
+    for text in ("plain", "a\tb\nc\rd\x01e", "\x01\x01t"):
+        assert unescape(escape(text)) == text
+    assert escape("a\tb") == "a\x01tb"
