@@ -153,11 +153,25 @@ def _ensure_postmaster(context: Context, settings: Settings) -> None:
         )
 
 
+def _store_stale_documents(context: Context) -> None:
+    """In the background: reads are correct meanwhile, only slower for the rows concerned."""
+    from postwerk.service.mail_addresses import store_stale_documents
+
+    try:
+        stored = store_stale_documents(context)
+    except Exception:
+        logging.getLogger("postwerk").exception("storing the documents of addresses failed")
+        return
+    if stored:
+        logging.getLogger("postwerk").info("stored the API documents of %d addresses", stored)
+
+
 def _serve_api(context: Context, settings: Settings) -> None:
     import uvicorn
 
     from postwerk.api.app import create_app
 
+    threading.Thread(target=_store_stale_documents, args=(context,), name="documents", daemon=True).start()
     token_file = ensure_first_admin_token(context, settings)
     if token_file is not None:
         print(f"postwerk: first start: an admin API token was written to {token_file.resolve()}", flush=True)

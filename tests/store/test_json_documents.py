@@ -10,11 +10,12 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from postwerk.service import mail_addresses
 from postwerk.service.access import ADMIN
 from postwerk.store import repository as repo
+from postwerk.store.address_document import MAIL_ADDRESS_DOCUMENT
 from postwerk.store.tables import forward_targets
 from postwerk.store.tables import mail_addresses as addresses_table
 from tests.store.conftest import HostedProject
@@ -187,3 +188,29 @@ def test_list_total_with_and_without_a_count_query(
             repo.Page(limit=limit, skip=skip),
         )
     assert (len(documents), total) == (count, len(varied_addresses))
+
+
+def test_stale_documents_are_stored_in_one_pass(
+    engine: Engine, hosted: HostedProject, varied_addresses: list[str]
+) -> None:
+    with engine.begin() as connection:
+        connection.execute(update(addresses_table).values(document=None, document_version=None))
+        connection.execute(
+            update(addresses_table)
+            .where(addresses_table.c.id == varied_addresses[0])
+            .values(document='{"stale": true}', document_version="0000000000000000")
+        )
+    with engine.connect() as connection:  # the database is shared with other tests: every row is stale now
+        total = connection.execute(select(func.count()).select_from(addresses_table)).scalar_one()
+    assert total >= len(varied_addresses)
+    assert mail_addresses.store_stale_documents(hosted.context, batch=2) == total
+    assert mail_addresses.store_stale_documents(hosted.context, batch=2) == 0
+    version = MAIL_ADDRESS_DOCUMENT.version(engine.dialect)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(addresses_table.c.id, addresses_table.c.document, addresses_table.c.document_version)
+        ).all()
+    assert all(row.document_version == version for row in rows)
+    stored = {row.id: row.document for row in rows}
+    for address_id in varied_addresses:
+        assert orjson.loads(stored[address_id]) == _expected(engine, address_id)

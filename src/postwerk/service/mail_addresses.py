@@ -192,6 +192,20 @@ def list_for_project(
         return repo.list_address_documents(connection, effective, sorting, page)
 
 
+def store_stale_documents(ctx: Context, batch: int = 500) -> int:
+    """Store the API document of every address that has none, or one of an older shape (rows loaded in
+    bulk, or written by an earlier release): until then each read computes it. One pass over the table,
+    one short write per batch. Returns how many were stored."""
+    after, stored = "", 0
+    while True:
+        with ctx.db.write() as connection:
+            last, count = repo.store_stale_documents_after(connection, after, batch)
+        stored += count
+        if last is None:
+            return stored
+        after = last
+
+
 def delete(ctx: Context, caller: Caller, address_id: str) -> None:
     with ctx.db.write() as connection:
         scope = caller.writer(connection)

@@ -458,6 +458,24 @@ def store_address_document(connection: Connection, address_id: str) -> None:
     connection.execute(_document_statement(connection, "store"), {"address_id": address_id})
 
 
+def store_stale_documents_after(connection: Connection, after_id: str, limit: int) -> tuple[str | None, int]:
+    """Store the documents of the addresses among the next `limit` by id (after `after_id`) whose stored
+    document is missing or of another shape. Returns the last id looked at (None when there were none) and
+    how many were stored: a caller walks the table once, batch by batch."""
+    c = mail_addresses.c
+    rows = connection.execute(
+        select(c.id, c.document_version).where(c.id > after_id).order_by(c.id).limit(limit)
+    ).all()
+    if not rows:
+        return None, 0
+    version = MAIL_ADDRESS_DOCUMENT.version(connection.dialect)
+    stale = [row.id for row in rows if row.document_version != version]
+    if stale:
+        values = MAIL_ADDRESS_DOCUMENT.refresh_values(connection.dialect)
+        connection.execute(update(mail_addresses).where(c.id.in_(stale)).values(values))
+    return str(rows[-1].id), len(stale)
+
+
 # Built once per shape of request (filters, sort, document, dialect): building a statement costs more than
 # running it on SQLite. Few shapes exist (a handful of flags and sort fields), so the cache stays small.
 _ADDRESS_LIST_STATEMENTS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
