@@ -20,20 +20,20 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bulk_rows import analyze, domain_row, mailbox_row, project_row
 from sqlalchemy import Engine, insert, text
 
-from postwerk.domain.addresses import DomainName, MailAddress, search_text
 from postwerk.mailstack.layout import DOVECOT, MAILBOX_DOMAIN, POSTFIX
-from postwerk.mailstack.stack import MailStack
+from postwerk.mailstack.stack import MailStack, wait_for_port
 from postwerk.mailstack.supervisor import ChildSpec, Supervisor
-from postwerk.settings import Settings, split_host_port
-from postwerk.store.db import create_db_engine, upgrade
-from postwerk.store.scratch import scratch_postgres
+from postwerk.settings import Settings
+from postwerk.store.db import create_db_engine
+from postwerk.store.scratch import scratch_postgres, scratch_sqlite
 from postwerk.store.tables import domains, mail_addresses, projects
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -81,16 +81,9 @@ def settings_for(folder: Path, database_url: str | None = None) -> Settings:
     )
 
 
-@contextmanager
-def sqlite_database(settings: Settings) -> Iterator[Engine]:
+def sqlite_database(settings: Settings) -> AbstractContextManager[Engine]:
     """The migrated SQLite database of `settings` (in its data folder)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_db_engine(settings.effective_database_url)
-    try:
-        upgrade(engine)
-        yield engine
-    finally:
-        engine.dispose()
+    return scratch_sqlite(settings.data_dir)
 
 
 @contextmanager
@@ -127,8 +120,8 @@ def postgres_database() -> Iterator[tuple[Engine, str]]:
 
 
 def bulk_load(engine: Engine, addresses: list[tuple[str, str]]) -> list[Box]:
-    """Mailboxes for (address, password hash) pairs, all in one project (ASCII addresses; one row per
-    domain). Returns them with their ids, in the given order."""
+    """Mailboxes for (address, password hash) pairs, all in one project (lower-case ASCII addresses; one
+    row per domain). Returns them with their ids, in the given order."""
     now = datetime.now(UTC)
     project_id = str(uuid.uuid4())
     domain_ids: dict[str, str] = {}
@@ -136,67 +129,25 @@ def bulk_load(engine: Engine, addresses: list[tuple[str, str]]) -> list[Box]:
     rows: list[dict[str, object]] = []
     with engine.begin() as connection:
         connection.execute(
-            insert(projects),
-            [
-                {
-                    "id": project_id,
-                    "short_id": f"p-{secrets.token_hex(3)}",
-                    "description": "mail bench",
-                    "customer_id": project_id,
-                    "enabled": True,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            ],
+            insert(projects), [project_row(project_id, f"p-{secrets.token_hex(3)}", "mail bench", now)]
         )
         for address, password_hash in addresses:
-            local, _, domain = address.lower().rpartition("@")
+            local, _, domain = address.rpartition("@")
             if domain not in domain_ids:
                 domain_ids[domain] = str(uuid.uuid4())
-                connection.execute(
-                    insert(domains),
-                    [
-                        {
-                            "id": domain_ids[domain],
-                            "project_id": project_id,
-                            "name_ascii": domain,
-                            "name_unicode": domain,
-                            "created_at": now,
-                        }
-                    ],
-                )
+                connection.execute(insert(domains), [domain_row(domain_ids[domain], project_id, domain, now)])
             mailbox_id = str(uuid.uuid4())
-            name = f"mb-{secrets.token_hex(5)}"
-            parsed = MailAddress(address, local, DomainName(domain, domain))
             rows.append(
-                {
-                    "id": mailbox_id,
-                    "project_id": project_id,
-                    "domain_id": domain_ids[domain],
-                    "address": address,
-                    "local_part": local,
-                    "domain_ascii": domain,
-                    "domain_unicode": domain,
-                    "lookup_key": f"{local}@{domain}",
-                    "is_mailbox": True,
-                    "is_catch_all": False,
-                    "receiving_disabled": False,
-                    "mailbox_name": name,
-                    "search_text": search_text(parsed, name),
-                    "password_hash": password_hash,
-                    "password_updated_at": now,
-                    "quota_bytes": -1,
-                    "sending_enabled": True,
-                    "spam_active": False,
-                    "spam_folder": "spam",
-                    "spam_min_score": 5,
-                    "spam_auto_delete": False,
-                    "usage_bytes": 0,
-                    "usage_updated_at": now,
-                    "autoresponder_active": False,
-                    "created_at": now,
-                    "updated_at": now,
-                }
+                mailbox_row(
+                    mailbox_id,
+                    project_id,
+                    domain_ids[domain],
+                    local,
+                    domain,
+                    password_hash,
+                    now,
+                    spam_active=False,
+                )
             )
             boxes.append(Box(address, mailbox_id, password_hash))
             if len(rows) >= CHUNK:
@@ -204,26 +155,8 @@ def bulk_load(engine: Engine, addresses: list[tuple[str, str]]) -> list[Box]:
                 rows.clear()
         if rows:
             connection.execute(insert(mail_addresses), rows)
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
-    else:
-        with engine.begin() as connection:
-            connection.execute(text("ANALYZE"))
+    analyze(engine)
     return boxes
-
-
-def _wait_for_port(listener: str) -> None:
-    host, port = split_host_port(listener)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nothing listens on {listener}") from None
-            time.sleep(0.05)
 
 
 @contextmanager
@@ -329,7 +262,7 @@ def floor_stack(settings: Settings, boxes: list[Box], domain_names: list[str]) -
     try:
         mail.supervisor.start()
         for listener in (settings.smtp, settings.imap):
-            _wait_for_port(listener)
+            wait_for_port(listener, time.monotonic() + READY_TIMEOUT)
         yield mail
     finally:
         mail.stop()

@@ -21,10 +21,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, insert, text
+from bulk_rows import analyze, domain_row, mailbox_row, project_row
+from sqlalchemy import Engine, insert
 
-from postwerk.domain.addresses import DomainName, MailAddress, search_text
-from postwerk.domain.names import new_mailbox_name
 from postwerk.domain.passwords import hash_password
 from postwerk.domain.rate_limits import RateLimitCatalogue
 from postwerk.service import Context
@@ -64,72 +63,27 @@ def bulk_load(engine: Engine, total: int) -> list[tuple[str, str]]:
         for number in range(total // PER_PROJECT):
             project_id, domain_id = str(uuid.uuid4()), str(uuid.uuid4())
             domain = f"p{number:05d}.bench.example"
-            project_rows.append(
-                {
-                    "id": project_id,
-                    "short_id": f"p-{number:06d}",
-                    "description": f"bench {number}",
-                    "customer_id": project_id,
-                    "enabled": True,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-            domain_rows.append(
-                {
-                    "id": domain_id,
-                    "project_id": project_id,
-                    "name_ascii": domain,
-                    "name_unicode": domain,
-                    "created_at": now,
-                }
-            )
+            project_rows.append(project_row(project_id, f"p-{number:06d}", f"bench {number}", now))
+            domain_rows.append(domain_row(domain_id, project_id, domain, now))
             for index in range(PER_PROJECT):
                 address_id = str(uuid.uuid4())
-                local = f"user{index:03d}"
-                mailbox_name = new_mailbox_name()  # as the service names them (40 random bits collided at 1M)
-                parsed = MailAddress(f"{local}@{domain}", local, DomainName(domain, domain))
                 address_rows.append(
-                    {
-                        "id": address_id,
-                        "project_id": project_id,
-                        "domain_id": domain_id,
-                        "address": f"{local}@{domain}",
-                        "local_part": local,
-                        "domain_ascii": domain,
-                        "domain_unicode": domain,
-                        "lookup_key": f"{local}@{domain}",
-                        "is_mailbox": True,
-                        "is_catch_all": False,
-                        "receiving_disabled": False,
-                        "mailbox_name": mailbox_name,
-                        "search_text": search_text(parsed, mailbox_name),
-                        "password_hash": password,
-                        "password_updated_at": now,
-                        "quota_bytes": -1,
-                        "sending_enabled": True,
-                        "spam_active": True,
-                        "spam_folder": "spam",
-                        "spam_min_score": 5,
-                        "spam_auto_delete": False,
-                        "rate_limit_id": tier,
-                        "usage_bytes": 0,
-                        "usage_updated_at": now,
-                        "autoresponder_active": False,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
+                    mailbox_row(
+                        address_id,
+                        project_id,
+                        domain_id,
+                        f"user{index:03d}",
+                        domain,
+                        password,
+                        now,
+                        rate_limit_id=tier,
+                    )
                 )
                 if index == PER_PROJECT // 2:
                     samples.append((project_id, address_id))
             flush(connection)
         flush(connection, force=True)
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
-    else:
-        with engine.begin() as connection:
-            connection.execute(text("ANALYZE"))
+    analyze(engine)
     return samples
 
 

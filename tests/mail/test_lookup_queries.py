@@ -10,6 +10,7 @@ answered here by that dictionary, on the same seeded database.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -134,6 +135,22 @@ def run(engine: Engine, sql: str | None) -> list[tuple[object, ...]]:
         return [tuple(row) for row in connection.exec_driver_sql(sql)]
 
 
+def _create_address(
+    context: Context,
+    project_id: str,
+    address: str,
+    forwards: tuple[str, ...] = (),
+    *,
+    mailbox: bool,
+    catch_all: bool = False,
+) -> str:
+    box = addresses.NewMailbox(password=PASSWORD, quota_in_bytes=-1) if mailbox else None
+    request = addresses.NewAddress(
+        address=address, forward_addresses=forwards, is_catch_all=catch_all, mailbox=box
+    )
+    return addresses.create(context, ADMIN, project_id, request)
+
+
 @dataclass
 class Seeded:
     domain: str
@@ -154,18 +171,7 @@ def seeded(engine: Engine) -> Seeded:
     projects.add_domain(context, domain, project_id)
     projects.add_domain(context, idn_domain, project_id)
 
-    def create(
-        address: str, *, forwards: tuple[str, ...] = (), mailbox: bool = True, catch_all: bool = False
-    ) -> str:
-        box = addresses.NewMailbox(password=PASSWORD, quota_in_bytes=-1) if mailbox else None
-        return addresses.create(
-            context,
-            ADMIN,
-            project_id,
-            addresses.NewAddress(
-                address=address, forward_addresses=forwards, is_catch_all=catch_all, mailbox=box
-            ),
-        )
+    create = functools.partial(_create_address, context, project_id, mailbox=True)
 
     def key(address: str) -> str:
         return parse_address(address).lookup_key
@@ -361,18 +367,7 @@ def web(engine: Engine) -> Web:
     for name in (domain, bare, idn):
         projects.add_domain(context, name, project_id)
 
-    def create(
-        address: str, forwards: tuple[str, ...] = (), *, mailbox: bool = False, catch_all: bool = False
-    ) -> str:
-        box = addresses.NewMailbox(password=PASSWORD, quota_in_bytes=-1) if mailbox else None
-        return addresses.create(
-            context,
-            ADMIN,
-            project_id,
-            addresses.NewAddress(
-                address=address, forward_addresses=forwards, is_catch_all=catch_all, mailbox=box
-            ),
-        )
+    create = functools.partial(_create_address, context, project_id, mailbox=False)
 
     def box(address_id: str) -> str:
         return f"{address_id}@{MAILBOX_DOMAIN}"

@@ -35,7 +35,13 @@ from postwerk.store.repository import Page
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _ONE_ADDRESS = re.compile(f"/v2/mail-addresses/({_UUID})")
 _PROJECT_ADDRESSES = re.compile("/v2/projects/([0-9A-Za-z-]{1,36})/mail-addresses")
-_FLAGS = {"forwardAddress", "catchAll", "autoResponder", "mailArchive"}
+# Query name -> the keyword of `list_response`.
+_FLAGS = {
+    "forwardAddress": "forward_address",
+    "catchAll": "catch_all",
+    "autoResponder": "auto_responder",
+    "mailArchive": "mail_archive",
+}
 _BOOLEANS = {"true": True, "false": False}
 _NUMBER = re.compile("[0-9]{1,10}")
 _SORT_FIELDS = frozenset(get_args(SortField))
@@ -114,7 +120,7 @@ def _list_query(params: QueryParams) -> dict[str, Any]:
             flag = _BOOLEANS.get(value)
             if flag is None:
                 raise _NotPlain
-            values[_snake(name)] = flag
+            values[_FLAGS[name]] = flag
         elif name == "search" and len(value) <= 255:
             values["search"] = value
         elif name == "sort" and value in _SORT_FIELDS:
@@ -131,7 +137,3 @@ def _number(text: str, maximum: int) -> int:
     if _NUMBER.fullmatch(text) is None or int(text) > maximum:
         raise _NotPlain
     return int(text)
-
-
-def _snake(name: str) -> str:
-    return re.sub("([A-Z])", lambda match: "_" + match.group(1).lower(), name)

@@ -66,7 +66,7 @@ def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False)
 
 
-def _wait_for_port(listener: str, deadline: float) -> None:
+def wait_for_port(listener: str, deadline: float) -> None:
     host, port = split_host_port(listener)
     if host in {"0.0.0.0", "::", "*"}:
         host = "127.0.0.1"
@@ -266,7 +266,7 @@ class MailStack:
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         for listener in (self.settings.smtp, self.settings.imap, self.settings.imaps):
-            _wait_for_port(listener, deadline)
+            wait_for_port(listener, deadline)
         for path in self.socket_paths():
             _wait_for_socket(path, deadline)
 

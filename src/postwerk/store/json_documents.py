@@ -89,6 +89,15 @@ class StoredIn:
     version: Column[Any]
 
 
+@dataclass(frozen=True)
+class _Compiled:
+    """A document's SQL for one dialect, its version (a digest of that SQL) and the column to select."""
+
+    sql: str
+    version: str
+    expression: ColumnElement[str]
+
+
 class Document:
     """A document shape and, once built, its SQL for each dialect.
 
@@ -107,13 +116,23 @@ class Document:
         self.table = table
         self.shape = shape
         self.stored_in = stored_in
-        self._sql: dict[str, str] = {}
-        self._expressions: dict[str, ColumnElement[str]] = {}
+        self._compiled: dict[str, _Compiled] = {}
 
     def computed_sql(self, dialect: Dialect) -> str:
         """SQL text of the document of a row of `table`, in a statement on `table` (unaliased)."""
-        sql = self._sql.get(dialect.name)
-        if sql is None:
+        return self._for(dialect).sql
+
+    def version(self, dialect: Dialect) -> str:
+        """What a stored document written with this shape carries in `stored_in.version`."""
+        return self._for(dialect).version
+
+    def expression(self, dialect: Dialect) -> ColumnElement[str]:
+        """The document of the row, computed, as text, labelled `document`."""
+        return self._for(dialect).expression
+
+    def _for(self, dialect: Dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
             builder = _Postgres() if dialect.name == "postgresql" else _Sqlite()
             tree = builder.as_text(builder.object(self.shape)).label("document")
             # Compiled inside a SELECT from the table, so that subqueries refer to its row (correlate).
@@ -126,19 +145,14 @@ class Document:
             if not (select_sql.startswith(head) and select_sql.endswith(tail)) or "%" in select_sql:
                 # "%": the text reaches the driver as it is, so it must hold no parameter marker
                 raise ValueError(f"unexpected SQL for a document: {select_sql[:80]}...")
-            sql = self._sql[dialect.name] = select_sql[len(head) : -len(tail)]
-        return sql
-
-    def version(self, dialect: Dialect) -> str:
-        return hashlib.sha256(self.computed_sql(dialect).encode()).hexdigest()[:16]
-
-    def expression(self, dialect: Dialect) -> ColumnElement[str]:
-        """The document of the row, computed, as text, labelled `document`."""
-        expression = self._expressions.get(dialect.name)
-        if expression is None:
-            expression = literal_column(self.computed_sql(dialect), type_=Text).label("document")
-            self._expressions[dialect.name] = expression
-        return expression
+            sql = select_sql[len(head) : -len(tail)]
+            compiled = _Compiled(
+                sql=sql,
+                version=hashlib.sha256(sql.encode()).hexdigest()[:16],
+                expression=literal_column(sql, type_=Text).label("document"),
+            )
+            self._compiled[dialect.name] = compiled
+        return compiled
 
     def refresh_values(self, dialect: Dialect) -> dict[Column[Any], Any]:
         """Values for an UPDATE of `table` that store the rows' documents (see `stored_in`)."""
