@@ -35,8 +35,10 @@ $(STAMP): pyproject.toml constraints.txt
 #                     Dovecot's auth service gets the group by extra_groups.
 #   postwerk-mail     owns the mail storage (Maildirs named by mailbox id); Dovecot's mail processes and its
 #                     LDA run as it. A group of its own: Postfix's pipe(8) refuses the mail_owner's group.
+# swaks (the submission tests' SMTP client) needs libnet-ssleay-perl for STARTTLS and implicit TLS: only
+# recommended by the package, and recommendations are not installed here.
 MAIL_PACKAGES := postfix postfix-sqlite postfix-pgsql dovecot-core dovecot-imapd dovecot-pop3d \
-	dovecot-lmtpd dovecot-sqlite dovecot-pgsql dovecot-sieve swaks curl openssl
+	dovecot-lmtpd dovecot-sqlite dovecot-pgsql dovecot-sieve swaks libnet-ssleay-perl curl openssl
 
 mail-deps:
 	@if ! dpkg -s $(MAIL_PACKAGES) >/dev/null 2>&1; then \

@@ -81,6 +81,24 @@ def mailbox_row(
     }
 
 
+def delivery_box_row(
+    box_id: str, project_id: str, name: str, password_hash: str, now: datetime
+) -> dict[str, object]:
+    """A delivery box (its `name` is its SMTP login: at most 32 characters, unique)."""
+    return {
+        "id": box_id,
+        "project_id": project_id,
+        "name": name,
+        "description": "bench application",
+        "password_hash": password_hash,
+        "password_updated_at": now,
+        "authentication_enabled": True,
+        "sending_enabled": True,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def analyze(engine: Engine) -> None:
     """Fresh planner statistics after a bulk load, as autovacuum would gather them in time."""
     if engine.dialect.name == "postgresql":

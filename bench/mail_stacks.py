@@ -1,8 +1,8 @@
-"""Shared by the mail benchmarks (`smtp_inbound.py`, `imap_logins.py`): throw-away data folders the mail
-users can enter, addresses bulk-loaded with SQL (not through the API), Postwerk's own stack on SQLite or
-PostgreSQL, and the floor: the same Postfix and Dovecot configuration with Postwerk taken out (static hash
-maps, a passwd-file, no policy service, no usage or login dictionary), delivering by the same pipe to
-dovecot-lda.
+"""Shared by the mail benchmarks (`smtp_inbound.py`, `imap_logins.py`, `smtp_submission.py`): throw-away
+data folders the mail users can enter, addresses bulk-loaded with SQL (not through the API), Postwerk's own
+stack on SQLite or PostgreSQL, and the floor: the same Postfix and Dovecot configuration with Postwerk taken
+out (static hash maps, a passwd-file, no policy service, no usage or login dictionary), delivering by the
+same pipe to dovecot-lda.
 
 Not a benchmark itself. Needs root (the mail servers do) and Postfix + Dovecot (`make mail-deps`).
 """
@@ -19,21 +19,20 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bulk_rows import analyze, domain_row, mailbox_row, project_row
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, insert
 
 from postwerk.mailstack.layout import DOVECOT, MAILBOX_DOMAIN, POSTFIX
 from postwerk.mailstack.stack import MailStack, wait_for_port
 from postwerk.mailstack.supervisor import ChildSpec, Supervisor
 from postwerk.settings import Settings
-from postwerk.store.db import create_db_engine
-from postwerk.store.scratch import scratch_postgres, scratch_sqlite
+from postwerk.store.scratch import scratch_postgres_role, scratch_sqlite
 from postwerk.store.tables import domains, mail_addresses, projects
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -67,17 +66,22 @@ def bench_folder(prefix: str) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def settings_for(folder: Path, database_url: str | None = None) -> Settings:
+def settings_for(folder: Path, database_url: str | None = None, **overrides: object) -> Settings:
+    """Every listener on a free loopback port (submission too: two stacks side by side would otherwise both
+    take the default 127.0.0.1:5870, and the second Postfix would not start); `overrides`: other settings."""
     return Settings(
         data_dir=folder / "data",
         database_url=database_url,
         smtp=free_listener(),
+        submission=free_listener(),
+        submissions=free_listener(),
         imap=free_listener(),
         imaps=free_listener(),
         pop3=free_listener(),
         pop3s=free_listener(),
         reinject=free_listener(),
         mail_hostname="mx.bench.example",
+        **overrides,
     )
 
 
@@ -86,37 +90,9 @@ def sqlite_database(settings: Settings) -> AbstractContextManager[Engine]:
     return scratch_sqlite(settings.data_dir)
 
 
-@contextmanager
-def postgres_database() -> Iterator[tuple[Engine, str]]:
-    """A fresh migrated schema (store.scratch) and a URL for the mail servers to reach it: Postfix's and
-    Dovecot's pgsql clients cannot set a search_path, so a throw-away role has it as its default. Both go
-    away on exit."""
-    with scratch_postgres(POSTGRES_URL, prefix="pw_mailbench") as engine:
-        with engine.connect() as connection:
-            schema = str(connection.execute(text("SELECT current_schema()")).scalar())
-        role = f"pw_mailbench_{secrets.token_hex(4)}"
-        admin = create_db_engine(POSTGRES_URL, pool_size=1)
-        with admin.begin() as connection:
-            for statement in (
-                f'CREATE ROLE "{role}" LOGIN',
-                f'ALTER ROLE "{role}" SET search_path = "{schema}"',
-                f'GRANT ALL ON SCHEMA "{schema}" TO "{role}"',
-                f'GRANT ALL ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"',
-                f'GRANT ALL ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"',
-            ):
-                connection.execute(text(statement))
-        try:
-            yield engine, f"postgresql://{role}@127.0.0.1:5432/test"
-        finally:
-            with admin.begin() as connection:
-                # Connections of the stopped services may linger a moment.
-                connection.execute(
-                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :r"),
-                    {"r": role},
-                )
-                connection.execute(text(f'DROP OWNED BY "{role}"'))
-                connection.execute(text(f'DROP ROLE "{role}"'))
-            admin.dispose()
+def postgres_database() -> AbstractContextManager[tuple[Engine, str]]:
+    """A fresh migrated schema and a URL for the mail servers to reach it (store.scratch)."""
+    return scratch_postgres_role(POSTGRES_URL, prefix="pw_mailbench")
 
 
 def bulk_load(engine: Engine, addresses: list[tuple[str, str]]) -> list[Box]:
@@ -160,11 +136,16 @@ def bulk_load(engine: Engine, addresses: list[tuple[str, str]]) -> list[Box]:
 
 
 @contextmanager
-def postwerk_stack(settings: Settings) -> Iterator[MailStack]:
-    """Postwerk's own Postfix and Dovecot with its services, as `postwerk serve` runs them."""
+def postwerk_stack(
+    settings: Settings, adjust: Callable[[MailStack], None] | None = None
+) -> Iterator[MailStack]:
+    """Postwerk's own Postfix and Dovecot with its services, as `postwerk serve` runs them; `adjust` may
+    change the rendered configuration before the servers start (a benchmark's extra listener)."""
     mail = MailStack(settings)
     try:
         mail.prepare()
+        if adjust is not None:
+            adjust(mail)
         mail.start()
         mail.wait_ready(READY_TIMEOUT)
         yield mail
@@ -191,9 +172,45 @@ def _floor_postfix(main_cf: str, maps: Path) -> str:
     return main_cf
 
 
+def _floor_submission_postfix(main_cf: str, maps: Path) -> str:
+    """The submission services' checks without Postwerk: a hash sender-login map (each address owned by its
+    mailbox, as the SASL login name Dovecot answers), no socketmap for disabled sending, no rate-limit
+    service at the end of DATA."""
+    main_cf, count = re.subn(
+        r"^smtpd_sender_login_maps = .*$",
+        f"smtpd_sender_login_maps = hash:{maps}/senders",
+        main_cf,
+        flags=re.MULTILINE,
+    )
+    main_cf, restrictions = re.subn(
+        r"^(postwerk_submission_relay_restrictions = )check_sasl_access [^,]+, ",
+        r"\1",
+        main_cf,
+        flags=re.MULTILINE,
+    )
+    main_cf, end_of_data = re.subn(
+        r"^postwerk_submission_end_of_data_restrictions = .*$",
+        "postwerk_submission_end_of_data_restrictions =",
+        main_cf,
+        flags=re.MULTILINE,
+    )
+    if (count, restrictions, end_of_data) != (1, 1, 1):
+        raise RuntimeError("main.cf's submission checks are not as expected: the template changed")
+    return main_cf
+
+
+def _floor_submission_master(master_cf: str) -> str:
+    """master.cf's submission services without the milter (header From: check, DKIM signing)."""
+    master_cf, count = re.subn(r"^(\s+-o smtpd_milters=).*$", r"\1", master_cf, flags=re.MULTILINE)
+    if count != 2:
+        raise RuntimeError("master.cf has no two smtpd_milters lines: the template changed")
+    return master_cf
+
+
 def _floor_dovecot(conf: str, passwd: Path, users: Path) -> str:
-    """Postwerk's dovecot.conf with a passwd-file passdb and userdb, and without the quota plugins that
-    feed Postwerk's usage dictionary."""
+    """Postwerk's dovecot.conf with a passwd-file passdb and userdb, and without the plugin that feeds
+    Postwerk's usage dictionary (quota_clone). Dovecot's own quota accounting (the quota plugin, `count`
+    backend) stays: any Dovecot that keeps mailbox quotas runs it, with or without Postwerk."""
     conf = re.sub(
         r"^passdb \{.*?^\}",
         f"passdb {{\n  driver = passwd-file\n  args = username_format=%u {passwd}\n}}",
@@ -208,7 +225,7 @@ def _floor_dovecot(conf: str, passwd: Path, users: Path) -> str:
         count=1,
         flags=re.MULTILINE | re.DOTALL,
     )
-    conf = re.sub(r"^mail_plugins = .*$", "mail_plugins = $mail_plugins", conf, flags=re.MULTILINE)
+    conf = re.sub(r"^mail_plugins = .*$", "mail_plugins = $mail_plugins quota", conf, flags=re.MULTILINE)
     conf = re.sub(r"^\s*quota_clone_dict = .*\n", "", conf, flags=re.MULTILINE)
     if "driver = passwd-file" not in conf:
         raise RuntimeError("dovecot.conf has no passdb block to replace: the template changed")
@@ -216,9 +233,13 @@ def _floor_dovecot(conf: str, passwd: Path, users: Path) -> str:
 
 
 @contextmanager
-def floor_stack(settings: Settings, boxes: list[Box], domain_names: list[str]) -> Iterator[MailStack]:
+def floor_stack(
+    settings: Settings, boxes: list[Box], domain_names: list[str], *, submission: bool = False
+) -> Iterator[MailStack]:
     """The floor: the same Postfix and Dovecot configuration, but static maps and passwd-files made from
-    `boxes`; no Postwerk service runs. The (empty) SQLite database exists only for the set-up checks."""
+    `boxes`; no Postwerk service runs. The (empty) SQLite database exists only for the set-up checks.
+    `submission`: the submission services too (`_floor_submission_postfix`, `_floor_submission_master`),
+    and wait for their listeners."""
     mail = MailStack(settings)
     layout = mail.layout
     with sqlite_database(settings):
@@ -228,11 +249,19 @@ def floor_stack(settings: Settings, boxes: list[Box], domain_names: list[str]) -
     (maps / "routes").write_text(
         "".join(f"{box.address.lower()} {box.mailbox_id}@{MAILBOX_DOMAIN}\n" for box in boxes)
     )
-    for name in ("domains", "routes"):
+    names = ["domains", "routes"]
+    if submission:
+        (maps / "senders").write_text("".join(f"{box.address.lower()} {box.mailbox_id}\n" for box in boxes))
+        names.append("senders")
+    for name in names:
         # -c: there may be no system-wide main.cf at all.
         _run(["/usr/sbin/postmap", "-c", str(layout.postfix_config), f"hash:{maps / name}"])
     main_cf = layout.postfix_config / "main.cf"
     main_cf.write_text(_floor_postfix(main_cf.read_text(), maps))
+    if submission:
+        main_cf.write_text(_floor_submission_postfix(main_cf.read_text(), maps))
+        master_cf = layout.postfix_config / "master.cf"
+        master_cf.write_text(_floor_submission_master(master_cf.read_text()))
     passwd = layout.dovecot_config / "floor-passwd"
     users = layout.dovecot_config / "floor-users"
     passwd.write_text(
@@ -261,7 +290,9 @@ def floor_stack(settings: Settings, boxes: list[Box], domain_names: list[str]) -
     )
     try:
         mail.supervisor.start()
-        for listener in (settings.smtp, settings.imap):
+        listeners = [settings.smtp, settings.imap]
+        listeners += [settings.submission, settings.submissions] if submission else []
+        for listener in listeners:
             wait_for_port(listener, time.monotonic() + READY_TIMEOUT)
         yield mail
     finally:

@@ -106,3 +106,62 @@ def test_serve_first_start_writes_an_owner_only_token_file(tmp_path: Path) -> No
         output, _ = process.communicate(timeout=TIMEOUT)
     assert str(token_file) in output or "admin-token" in output
     assert token not in output
+
+
+def test_domain_records_and_dkim_rotation(tmp_path: Path) -> None:
+    project = json.loads(postwerk(tmp_path, "project", "create", "--description", "Shop", "--json").stdout)
+    postwerk(tmp_path, "domain", "add", "bücher.example", "--project", project["id"])
+    public = (
+        "--public-hostname",
+        "MX.Provider.example",
+        "--public-ipv4",
+        "192.0.2.25",
+        "--public-ipv6",
+        "2001:db8::25",
+    )
+    records = json.loads(postwerk(tmp_path, "domain", "records", "bücher.example", *public, "--json").stdout)
+    assert (records["domain"], records["asciiDomain"]) == ("bücher.example", "xn--bcher-kva.example")
+    ((key),) = records["dkimKeys"]
+    assert key["status"] == "active" and key["selector"].startswith("pw")
+    by_purpose = {r["purpose"]: r for r in records["records"]}
+    assert by_purpose["mx"]["value"] == "mx.provider.example"
+    assert by_purpose["spf"]["value"] == "v=spf1 ip4:192.0.2.25 ip6:2001:db8::25 -all"
+    assert by_purpose["dkim"]["name"] == f"{key['selector']}._domainkey.xn--bcher-kva.example"
+    assert all(r["name"].endswith("xn--bcher-kva.example") for r in records["records"])
+    # The human table: every record, and the zone-file lines to paste; the mail hostname is the default.
+    table = postwerk(
+        tmp_path, "domain", "records", "xn--bcher-kva.example", "--mail-hostname", "mx.default.example"
+    )
+    assert "xn--bcher-kva.example. 3600 IN MX 10 mx.default.example." in table.stdout
+    assert "v=spf1 mx -all" in table.stdout and "_submissions._tcp.xn--bcher-kva.example" in table.stdout
+
+    prepared = json.loads(
+        postwerk(tmp_path, "domain", "dkim", "rotate", "bücher.example", "--prepare", "--json").stdout
+    )
+    assert prepared["status"] == "next" and prepared["selector"] != key["selector"]
+    again = postwerk(tmp_path, "domain", "dkim", "rotate", "bücher.example", "--prepare", check=False)
+    assert again.returncode == 1 and "prepared key already" in again.stderr
+    active = json.loads(postwerk(tmp_path, "domain", "dkim", "rotate", "bücher.example", "--json").stdout)
+    assert active == {"domain": "bücher.example", "selector": prepared["selector"], "status": "active"}
+    listed = json.loads(postwerk(tmp_path, "domain", "records", "bücher.example", "--json").stdout)
+    assert [(k["selector"], k["status"]) for k in listed["dkimKeys"]] == [
+        (prepared["selector"], "active"),
+        (key["selector"], "retired"),
+    ]
+    refused = postwerk(
+        tmp_path, "domain", "dkim", "remove", "bücher.example", prepared["selector"], check=False
+    )
+    assert refused.returncode == 1 and "rotate first" in refused.stderr
+    postwerk(tmp_path, "domain", "dkim", "remove", "bücher.example", key["selector"])
+    listed = json.loads(postwerk(tmp_path, "domain", "records", "bücher.example", "--json").stdout)
+    assert [k["selector"] for k in listed["dkimKeys"]] == [prepared["selector"]]
+    assert [r["purpose"] for r in listed["records"]].count("dkim") == 1
+
+    bad = postwerk(
+        tmp_path, "domain", "records", "bücher.example", "--public-ipv4", "2001:db8::1", check=False
+    )
+    assert bad.returncode == 2 and "IPv4" in bad.stderr
+    unknown = postwerk(tmp_path, "domain", "records", "nowhere.example", check=False)
+    assert unknown.returncode == 1 and "not hosted" in unknown.stderr
+    every_output = table.stdout + json.dumps(listed)
+    assert "PRIVATE KEY" not in every_output

@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 
+from postwerk.domain.dns_records import PublicHost
 from postwerk.domain.rate_limits import RateLimitCatalogue
 from postwerk.service import Context
 from postwerk.service.projects import create_token, has_tokens
@@ -26,7 +27,10 @@ def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     retried_reads = None
     if engine.dialect.name == "postgresql":
         retried_reads = create_db_engine(settings.effective_database_url, pool_size=8, pre_ping=False)
-    return Context(db=Database(engine, retried_read_engine=retried_reads), rate_limits=catalogue)
+    public_host = PublicHost(settings.effective_public_hostname, settings.public_ipv4, settings.public_ipv6)
+    return Context(
+        db=Database(engine, retried_read_engine=retried_reads), rate_limits=catalogue, public_host=public_host
+    )
 
 
 def write_owner_only(path: Path, content: str) -> None:

@@ -56,6 +56,8 @@ def _emit_list(
 _MAIL_FLAGS = (
     "role",
     "smtp",
+    "submission",
+    "submissions",
     "imap",
     "imaps",
     "pop3",
@@ -77,6 +79,14 @@ def _mail_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name, None) for name in _MAIL_FLAGS}
 
 
+# What the DNS records of hosted domains name (the mail-domains route of `serve`, `domain records`).
+_PUBLIC_FLAGS = ("mail_hostname", "public_hostname", "public_ipv4", "public_ipv6")
+
+
+def _public_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name, None) for name in _PUBLIC_FLAGS}
+
+
 class _Terminated(Exception):
     """SIGTERM: unwind like Ctrl-C, so the mail servers are stopped on the way out."""
 
@@ -94,7 +104,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from postwerk.mailstack.permissions import MailSetupError
     from postwerk.mailstack.stack import MailStack
 
-    settings = _settings(args, api=args.api, log_level=args.log_level, **_mail_settings(args))
+    settings = _settings(
+        args, api=args.api, log_level=args.log_level, **{**_public_settings(args), **_mail_settings(args)}
+    )
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -110,7 +122,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             stack.start()
             stack.wait_ready()
             print(
-                f"postwerk: mail servers up: SMTP (MX) {settings.smtp}, IMAP {settings.imap} (STARTTLS), "
+                f"postwerk: mail servers up: SMTP (MX) {settings.smtp}, submission {settings.submission}"
+                f" (STARTTLS), submissions {settings.submissions} (TLS), IMAP {settings.imap} (STARTTLS), "
                 f"IMAPS {settings.imaps}, POP3 {settings.pop3} (STARTTLS), POP3S {settings.pop3s}",
                 flush=True,
             )
@@ -349,6 +362,68 @@ def cmd_domain_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _records_table(records: dict[str, Any]) -> str:
+    lines = [f"{records['domain']} ({records['asciiDomain']}): publish these records in its zone"]
+    for key in records["dkimKeys"]:
+        lines.append(f"  DKIM key {key['selector']} ({key['algorithm']}, {key['status']})")
+    for record in records["records"]:
+        lines.append("")
+        lines.append(f"{record['purpose'].upper():<10} {record['type']:<5} {record['name']}")
+        details = [f"{field} {record[field]}" for field in ("priority", "weight", "port") if field in record]
+        lines.append(f"  value: {record['value']}" + (f"  ({', '.join(details)})" if details else ""))
+        if "note" in record:
+            lines.append(f"  note:  {record['note']}")
+    lines.append("")
+    lines.append("As zone-file lines:")
+    lines.extend(record["zone"] for record in records["records"])
+    return "\n".join(lines)
+
+
+def cmd_domain_records(args: argparse.Namespace) -> int:
+    from postwerk.service.dkim import domain_records
+
+    context = build_context(_settings(args, **_public_settings(args)))
+    records = domain_records(context, args.domain).as_dict()
+    if args.json:
+        records["dkimKeys"] = [
+            {**key, "createdAt": key["createdAt"].isoformat()} for key in records["dkimKeys"]
+        ]
+    _emit(args, records, "" if args.json else _records_table(records))
+    return 0
+
+
+def cmd_dkim_rotate(args: argparse.Namespace) -> int:
+    from postwerk.service.dkim import rotate
+
+    key = rotate(_context(args), args.domain, prepare=args.prepare)
+    if key.status == "next":
+        text = (
+            f"prepared DKIM key {key.selector} for {args.domain}: publish its record (`postwerk domain"
+            f" records {args.domain}`), wait until DNS serves it, then run `postwerk domain dkim rotate"
+            f" {args.domain}`"
+        )
+    else:
+        text = (
+            f"DKIM key {key.selector} signs {args.domain}'s mail from now on (publish its record now if it is"
+            " not yet); the previous key is retired but stays listed: a week from now, `postwerk domain dkim"
+            " remove` it and delete its record"
+        )
+    _emit(args, {"domain": args.domain, "selector": key.selector, "status": key.status}, text)
+    return 0
+
+
+def cmd_dkim_remove(args: argparse.Namespace) -> int:
+    from postwerk.service.dkim import remove_key
+
+    remove_key(_context(args), args.domain, args.selector)
+    _emit(
+        args,
+        {"domain": args.domain, "removed": args.selector},
+        f"removed DKIM key {args.selector} of {args.domain}: delete its record from the zone",
+    )
+    return 0
+
+
 def cmd_address_receiving(args: argparse.Namespace) -> int:
     from postwerk.service.provider import set_receiving
 
@@ -362,6 +437,125 @@ def cmd_address_receiving(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sending(args: argparse.Namespace) -> int:
+    from postwerk.service import provider
+
+    context = _context(args)
+    enabled = args.switch == "resume"
+    if args.mailbox is not None:
+        result = provider.set_mailbox_sending(context, args.mailbox, enabled=enabled)
+    elif args.delivery_box is not None:
+        result = provider.set_delivery_box_sending(context, args.delivery_box, enabled=enabled)
+    else:
+        result = provider.set_project_sending(context, args.project, enabled=enabled)
+    kind = {"mailbox": "mailbox", "deliveryBox": "delivery box", "project": "project"}[result.kind]
+    state = "resumed" if result.sending_enabled else "suspended"
+    _emit(
+        args,
+        {"kind": result.kind, "id": result.id, "name": result.name, "sendingEnabled": result.sending_enabled},
+        f"sending {state} for {kind} {result.name} ({result.id})",
+    )
+    return 0
+
+
+def _postfix_queue(args: argparse.Namespace) -> Any:
+    from postwerk.mailstack.layout import Layout
+    from postwerk.mailstack.queue import PostfixQueue
+
+    if args.postfix_config:
+        return PostfixQueue(Path(args.postfix_config))
+    return PostfixQueue(Layout.embedded(_settings(args).data_dir).postfix_config)
+
+
+def _queued(args: argparse.Namespace) -> list[Any]:
+    """The queued messages the command's `--sender` selects (all without one)."""
+    from postwerk.domain.queue import by_sender, sender_filter
+
+    key = None if args.sender is None else sender_filter(args.sender)
+    return by_sender(_postfix_queue(args).messages(), key)
+
+
+def _queue_item(message: Any) -> dict[str, Any]:
+    return {
+        "id": message.queue_id,
+        "queue": message.queue_name,
+        "arrivalTime": message.arrival_time.isoformat(),
+        "size": message.size,
+        "sender": message.sender,
+        "recipients": [{"address": r.address, "delayReason": r.delay_reason} for r in message.recipients],
+    }
+
+
+def _queue_table(items: list[dict[str, Any]]) -> str:
+    if not items:
+        return "the queue is empty"
+    lines = [f"{'ID':<14} {'QUEUE':<9} {'ARRIVED (UTC)':<19} {'SIZE':>9}  SENDER -> RECIPIENTS"]
+    for item in items:
+        arrived = item["arrivalTime"][:19].replace("T", " ")
+        sender = item["sender"] or "<>"
+        lines.append(f"{item['id']:<14} {item['queue']:<9} {arrived:<19} {item['size']:>9}  {sender}")
+        for recipient in item["recipients"]:
+            reason = f"  ({recipient['delayReason']})" if recipient["delayReason"] else ""
+            lines.append(f"{'':<56}-> {recipient['address']}{reason}")
+    return "\n".join(lines)
+
+
+def _queue_command(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        from postwerk.mailstack.queue import QueueError
+
+        try:
+            return run(args)
+        except QueueError as error:
+            print(
+                json.dumps({"error": "queue", "message": str(error)}) if args.json else f"postwerk: {error}",
+                file=sys.stderr,
+            )
+            return 1
+
+    return handler
+
+
+@_queue_command
+def cmd_queue_list(args: argparse.Namespace) -> int:
+    items = [_queue_item(message) for message in _queued(args)]
+    if args.json:
+        print(json.dumps(items, ensure_ascii=False))
+    else:
+        print(_queue_table(items))
+    return 0
+
+
+@_queue_command
+def cmd_queue_flush(args: argparse.Namespace) -> int:
+    queue = _postfix_queue(args)
+    if args.sender is None:
+        queue.flush()
+        _emit(args, {"flushed": "all"}, "retrying all deferred mail now")
+        return 0
+    ids = [message.queue_id for message in _queued(args) if message.queue_name == "deferred"]
+    queue.flush(ids)
+    _emit(args, {"flushed": ids}, f"retrying {len(ids)} deferred message(s) from {args.sender} now")
+    return 0
+
+
+@_queue_command
+def cmd_queue_delete(args: argparse.Namespace) -> int:
+    queue = _postfix_queue(args)
+    if args.all:
+        deleted = queue.delete_all()
+        _emit(args, {"deleted": deleted}, f"deleted {deleted} message(s): the queue is empty")
+        return 0
+    ids = [message.queue_id for message in _queued(args)]
+    deleted = queue.delete(ids)
+    _emit(
+        args,
+        {"deleted": deleted, "ids": ids},
+        f"deleted {deleted} message(s) from {args.sender} (no bounce is sent)",
+    )
+    return 0
+
+
 def cmd_rate_limit_approve(args: argparse.Namespace) -> int:
     tier = addresses.approve_rate_limit_change(_context(args), args.mail_address_id)
     _emit(args, {"mailAddressId": args.mail_address_id, "rateLimitId": tier}, f"rate limit {tier} in force")
@@ -371,6 +565,16 @@ def cmd_rate_limit_approve(args: argparse.Namespace) -> int:
 def _mail_arguments(parser: argparse.ArgumentParser) -> None:
     mail = parser.add_argument_group("mail servers")
     mail.add_argument("--smtp", help="HOST:PORT of the MX (env POSTWERK_SMTP, default 127.0.0.1:2525)")
+    mail.add_argument(
+        "--submission",
+        help="HOST:PORT of SMTP submission with STARTTLS and AUTH (env POSTWERK_SUBMISSION, default"
+        " 127.0.0.1:5870; production: 0.0.0.0:587)",
+    )
+    mail.add_argument(
+        "--submissions",
+        help="HOST:PORT of SMTP submission over TLS with AUTH (env POSTWERK_SUBMISSIONS, default"
+        " 127.0.0.1:4650; production: 0.0.0.0:465)",
+    )
     mail.add_argument(
         "--imap", help="HOST:PORT of IMAP with STARTTLS (env POSTWERK_IMAP, default 127.0.0.1:1143)"
     )
@@ -417,6 +621,26 @@ def _mail_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _public_arguments(parser: argparse.ArgumentParser, *, with_mail_hostname: bool) -> None:
+    public = parser.add_argument_group("DNS records of hosted domains")
+    if with_mail_hostname:
+        public.add_argument(
+            "--mail-hostname",
+            help="name the mail servers announce (env POSTWERK_MAIL_HOSTNAME, default: host name)",
+        )
+    public.add_argument(
+        "--public-hostname",
+        help="host name the world reaches the mail servers by, named by the MX, SRV and autoconfig records"
+        " (env POSTWERK_PUBLIC_HOSTNAME, default: the mail hostname)",
+    )
+    public.add_argument(
+        "--public-ipv4", help="public IPv4 address mail leaves from, for SPF (env POSTWERK_PUBLIC_IPV4)"
+    )
+    public.add_argument(
+        "--public-ipv6", help="public IPv6 address mail leaves from, for SPF (env POSTWERK_PUBLIC_IPV6)"
+    )
+
+
 def _services_dir_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mail-services-dir",
@@ -448,6 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--role", choices=("all", "api", "mail"), help="what to run (env POSTWERK_ROLE, default all)"
     )
     _mail_arguments(serve)
+    _public_arguments(serve, with_mail_hostname=False)
 
     config = commands.add_parser("config", help="mail server configuration").add_subparsers(
         dest="config_command", required=True
@@ -512,6 +737,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing = command(domain, "list", cmd_domain_list, "list hosted domains")
     listing.add_argument("--project", help="only this project's domains")
+    records = command(
+        domain,
+        "records",
+        cmd_domain_records,
+        "the DNS records the domain's owner publishes: MX, SPF, DKIM, DMARC, SRV, autoconfig",
+    )
+    records.add_argument("domain", help="Unicode or A-label form")
+    _public_arguments(records, with_mail_hostname=True)
+    dkim = domain.add_parser("dkim", help="DKIM keys of a domain").add_subparsers(
+        dest="dkim_command", required=True
+    )
+    rotate = command(
+        dkim,
+        "rotate",
+        cmd_dkim_rotate,
+        "a new key pair and selector signs from now on; the previous key is retired but stays listed",
+    )
+    rotate.add_argument("domain")
+    rotate.add_argument(
+        "--prepare",
+        action="store_true",
+        help="only list the new key (publish its record first); the next `rotate` makes it sign",
+    )
+    dkim_remove = command(
+        dkim, "remove", cmd_dkim_remove, "remove a retired (or prepared) key, and so its record from the list"
+    )
+    dkim_remove.add_argument("domain")
+    dkim_remove.add_argument("selector", help="as `domain records` lists it, e.g. pw202611")
 
     address = commands.add_parser("address", help="mail addresses (provider switches)").add_subparsers(
         dest="address_command", required=True
@@ -524,6 +777,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     receiving.add_argument("switch", choices=("disable", "enable"))
     receiving.add_argument("address", help="the mail address (any spelling) or its id")
+
+    sending = command(
+        commands,
+        "sending",
+        cmd_sending,
+        "suspend or resume sending (submission answers 550 5.7.1) of a mailbox, a delivery box, or a whole"
+        " project (its accounts created later too); receiving is not affected",
+    )
+    sending.add_argument("switch", choices=("suspend", "resume"))
+    which = sending.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--mailbox", help="the mailbox's address (any spelling) or id; sets its sendingEnabled"
+    )
+    which.add_argument(
+        "--delivery-box", help="the delivery box's name (its login) or id; sets its sendingEnabled"
+    )
+    which.add_argument(
+        "--project", help="UUID or short id; a flag of the project, separate from the accounts'"
+    )
+
+    queue = commands.add_parser("queue", help="Postwerk's Postfix mail queue").add_subparsers(
+        dest="queue_command", required=True
+    )
+
+    def queue_command(name: str, handler: Callable[[argparse.Namespace], int], help_: str) -> Any:
+        sub = command(queue, name, handler, help_)
+        sub.add_argument(
+            "--postfix-config",
+            help="Postfix configuration folder of the instance (default: the data folder's, as `serve` runs"
+            " it; /etc/postfix for the system-wide layout)",
+        )
+        return sub
+
+    sender_help = (
+        "only mail with this envelope sender (exact address, any case, either form of an IDN domain;"
+        " <> for the null sender)"
+    )
+    queue_list = queue_command("list", cmd_queue_list, "list queued mail (a table, or --json)")
+    queue_list.add_argument("--sender", help=sender_help)
+    queue_flush = queue_command(
+        "flush", cmd_queue_flush, "retry deferred mail now: all of it, or only --sender's"
+    )
+    queue_flush.add_argument("--sender", help=sender_help)
+    queue_delete = queue_command(
+        "delete", cmd_queue_delete, "delete queued mail without bouncing it: --sender's, or --all"
+    )
+    victims = queue_delete.add_mutually_exclusive_group(required=True)
+    victims.add_argument("--sender", help=sender_help)
+    victims.add_argument("--all", action="store_true", help="every queued message")
 
     rate_limit = commands.add_parser("rate-limit", help="sending rate limits").add_subparsers(
         dest="rate_limit_command", required=True

@@ -5,12 +5,13 @@ Nothing else in Postwerk reads `os.environ`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,6 +45,14 @@ class Settings(BaseSettings):
     # Listeners of the embedded Postfix and Dovecot: unprivileged loopback ports by default, so they never
     # collide with a system mail server; production uses 25, 143, 993, 110 and 995 on public addresses.
     smtp: str = Field(default="127.0.0.1:2525", description="HOST:PORT of the MX (Postfix smtpd).")
+    # Submission for mail clients and applications (SMTP AUTH); production: 587 and 465.
+    submission: str = Field(
+        default="127.0.0.1:5870", description="HOST:PORT of SMTP submission with STARTTLS (production: 587)."
+    )
+    submissions: str = Field(
+        default="127.0.0.1:4650",
+        description="HOST:PORT of SMTP submission over TLS (implicit TLS; production: 465).",
+    )
     imap: str = Field(default="127.0.0.1:1143", description="HOST:PORT of IMAP (STARTTLS).")
     imaps: str = Field(default="127.0.0.1:9933", description="HOST:PORT of IMAP over TLS.")
     pop3: str = Field(default="127.0.0.1:1110", description="HOST:PORT of POP3 (STARTTLS).")
@@ -55,6 +64,18 @@ class Settings(BaseSettings):
     mail_hostname: str = Field(
         default_factory=socket.gethostname,
         description="The name the mail servers announce (default: the machine's host name, without DNS).",
+    )
+    # What the DNS records customers publish name (`postwerk domain records`, the mail-domains route).
+    public_hostname: str | None = Field(
+        default=None,
+        description="The host name the world reaches the mail servers by (MX, SRV and autoconfig records);"
+        " default: the mail hostname.",
+    )
+    public_ipv4: str | None = Field(
+        default=None, description="The public IPv4 address mail leaves from (the SPF record names it)."
+    )
+    public_ipv6: str | None = Field(
+        default=None, description="The public IPv6 address mail leaves from (the SPF record names it)."
     )
     message_size_limit: int = Field(
         default=50 * 1024 * 1024, ge=1024, description="Largest message accepted, in bytes."
@@ -87,8 +108,9 @@ class Settings(BaseSettings):
     mail_deletion_grace: int = Field(
         default=7 * 24 * 3600,
         ge=0,
-        description="Seconds the mail of a deleted mailbox is kept on disk (counted from when the mail node"
-        " first finds its folder orphaned) before it is removed; a mailbox restored meanwhile keeps it.",
+        description="Seconds the mail of a deleted mailbox is kept on disk (counted from the deletion; for a"
+        " mailbox deleted before Postwerk recorded deletions, from when the mail node first finds its folder"
+        " orphaned) before it is removed; a mailbox restored meanwhile keeps it.",
     )
     mail_services_dir: Path | None = Field(
         default=None,
@@ -99,16 +121,20 @@ class Settings(BaseSettings):
         default=3600, ge=1, description="Seconds between the mail node's sweeps for deleted mailboxes' mail."
     )
 
-    @field_validator("api", "smtp", "imap", "imaps", "pop3", "pop3s", "relay_host", "reinject")
+    @field_validator(
+        "api", "smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "relay_host", "reinject"
+    )
     @classmethod
     def _check_host_port(cls, value: str | None) -> str | None:
         if value is not None:
             split_host_port(value)
         return value
 
-    @field_validator("mail_hostname")
+    @field_validator("mail_hostname", "public_hostname")
     @classmethod
-    def _check_hostname(cls, value: str) -> str:
+    def _check_hostname(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         name = value.strip().rstrip(".").lower()
         labels = name.split(".")
         if (
@@ -121,6 +147,24 @@ class Settings(BaseSettings):
         ):
             raise ValueError(f"{value!r} is not a host name (ASCII letters, digits, - and .)")
         return name
+
+    @field_validator("public_ipv4", "public_ipv6")
+    @classmethod
+    def _check_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        version = 4 if info.field_name == "public_ipv4" else 6
+        try:
+            address = ipaddress.ip_address(value.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv{version} address") from None
+        if address.version != version:
+            raise ValueError(f"{value!r} is not an IPv{version} address")
+        return str(address)
+
+    @property
+    def effective_public_hostname(self) -> str:
+        return self.public_hostname or self.mail_hostname
 
     @property
     def runs_api(self) -> bool:

@@ -16,6 +16,13 @@ from pathlib import Path
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
+async def close_writer(writer: asyncio.StreamWriter) -> None:
+    """End a connection from our side, whatever state the peer left it in."""
+    writer.close()
+    with contextlib.suppress(ConnectionError, OSError):
+        await writer.wait_closed()
+
+
 def _remove_stale(path: Path) -> None:
     # Only a socket left by a predecessor is removed, never a file someone put there.
     with contextlib.suppress(FileNotFoundError):

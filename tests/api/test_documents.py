@@ -18,7 +18,17 @@ def test_openapi_document_uses_the_official_operation_ids(
         "mail-recover-mail-address-emails",
         "mail-disable-mail-archive",
     }
-    assert all(op.startswith(("mail-", "deprecated-mail-", "legacy-", "project-")) for op in own)
+    assert all(op.startswith(("mail-", "deprecated-mail-", "legacy-", "project-", "postwerk-")) for op in own)
+    # Postwerk's own operations are marked as such, and only they.
+    extensions = {
+        op["operationId"]
+        for item in document["paths"].values()
+        for op in item.values()
+        if op.get("x-postwerk-extension") is True
+    }
+    assert extensions == {op for op in own if op.startswith("postwerk-")} == {"postwerk-list-mail-domains"}
+    operation = document["paths"]["/v2/projects/{projectId}/mail-domains"]["get"]
+    assert operation["tags"] == ["Postwerk extensions"]
     schemes = document["components"]["securitySchemes"]
     assert {scheme.get("name", scheme.get("scheme")) for scheme in schemes.values()} == {
         "x-access-token",

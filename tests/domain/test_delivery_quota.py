@@ -42,6 +42,7 @@ ADDRESSES = {
     ),
     "keeper@example.org": Destination("keeper@example.org", ROOMY, ("full+news@example.org",)),
     "outside@example.org": Destination("outside@example.org", None, ("someone@elsewhere.example",)),
+    "lists@example.org": Destination("lists@example.org", None, ("friend+lists@elsewhere.example",)),
     "loop-a@example.org": Destination("loop-a@example.org", None, ("loop-b@example.org",)),
     "loop-b@example.org": Destination("loop-b@example.org", None, ("loop-a@example.org",)),
     "to-catch@example.org": Destination("to-catch@example.org", None, ("nobody@example.org",)),
@@ -121,6 +122,9 @@ def test_a_plain_recipient_costs_one_lookup_and_each_forward_level_one_more() ->
         ("to-disabled@example.org", False, [], ["disabled@example.org"], []),
         ("to-catch@example.org", False, ["id-catcher"], [], []),
         ("outside@example.org", False, [], [], ["someone@elsewhere.example"]),
+        # An unmatched +extension of the recipient is not passed on: targets get what was configured.
+        ("team+tag@example.org", False, ["id-roomy", "id-full"], [], ["x@elsewhere.example"]),
+        ("lists+news@example.org", False, [], [], ["friend+lists@elsewhere.example"]),
         ("someone@elsewhere.example", False, [], [], []),  # not hosted: no loop either
     ],
 )
@@ -132,6 +136,20 @@ def test_expand_gives_every_final_destination_and_finds_loops(
     assert list(expansion.mailboxes) == mailboxes
     assert expansion.disabled == disabled
     assert expansion.outside == outside
+
+
+@pytest.mark.parametrize(
+    ("recipient", "refused"),
+    [
+        ("disabled@example.org", True),
+        ("DISABLED+tag@example.org", True),  # the address's own route, by the recipient's precedence
+        ("to-disabled@example.org", False),  # reaches a disabled address: that route bounces, not RCPT
+        ("roomy@example.org", False),
+        ("nobody@example.org", False),  # the catch-all, which takes mail
+    ],
+)
+def test_a_recipient_whose_own_address_refuses_mail_is_refused(recipient: str, refused: bool) -> None:
+    assert expand(recipient, Store()).refused == refused
 
 
 def test_deep_forward_chains_stop() -> None:

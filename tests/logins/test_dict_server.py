@@ -10,6 +10,7 @@ import socket
 import unicodedata
 from pathlib import Path
 
+from postwerk.domain.submission import Account
 from postwerk.dovecot_dict import escape, unescape
 from postwerk.logins.dict_server import LoginDictionary, handle, login_key
 
@@ -31,34 +32,67 @@ def test_a_login_is_found_by_the_domains_rule() -> None:
         unicodedata.normalize("NFD", "Ärger@example.org"),
     ):
         assert login_key(login) == "ärger@example.org"
-        assert dictionary.answer(f"shared/passdb/{login}") == expected, login
-    assert dictionary.answer("shared/passdb/nohash@example.org") == 'O{"user":"other"}\n'
+        assert dictionary.answer(f"shared/passdb/imap/{login}") == expected, login
+    assert dictionary.answer("shared/passdb/imap/nohash@example.org") == 'O{"user":"other"}\n'
     for key in (
-        "shared/passdb/nobody@example.org",
-        "shared/passdb/",
-        "shared/passdb/not an address",
+        "shared/passdb/imap/nobody@example.org",
+        "shared/passdb/imap/",
+        "shared/passdb/imap/not an address",
         "shared/userdb/ärger@example.org",
         "priv/quota/storage",
     ):
         assert dictionary.answer(key) == "N\n", key
 
 
+BOX = "5b0f7c8e-3c1f-4c55-9d0b-2f6f9a3c1e11"
+BOXES = {
+    "db-app0000001": (Account(BOX, is_delivery_box=True, sending_enabled=True), HASH),
+    "db-off0000001": (
+        Account("off", is_delivery_box=True, sending_enabled=True, authentication_enabled=False),
+        HASH,
+    ),
+}
+
+
+def _box_lookup(name: str) -> tuple[Account, str | None] | None:
+    return BOXES.get(name)
+
+
+def test_delivery_boxes_log_in_by_name_on_smtp_only() -> None:
+    dictionary = LoginDictionary(_lookup, inline=True, box_lookup=_box_lookup)
+    expected = "O" + json.dumps({"user": BOX, "password": HASH}, separators=(",", ":")) + "\n"
+    assert dictionary.answer("shared/passdb/smtp/db-app0000001") == expected
+    assert dictionary.answer("shared/passdb/smtp/DB-APP0000001") == expected
+    for key in (
+        "shared/passdb/imap/db-app0000001",
+        "shared/passdb/pop3/db-app0000001",
+        "shared/passdb/smtp/db-off0000001",  # authenticationEnabled = false
+        "shared/passdb/smtp/db-nobody",
+        "shared/passdb/smtp/",
+        "shared/passdb/db-app0000001",  # no service: not a key of ours
+    ):
+        assert dictionary.answer(key) == "N\n", key
+    # A mailbox logs in on every service, with the same answer.
+    mailbox = dictionary.answer("shared/passdb/smtp/ÄRGER@example.org")
+    assert mailbox == dictionary.answer("shared/passdb/imap/ärger@example.org") != "N\n"
+
+
 def test_a_failing_store_is_a_failure() -> None:
     def broken(key: str) -> tuple[str, str | None] | None:
         raise ConnectionError("database away")
 
-    reply = LoginDictionary(broken, inline=True).answer("shared/passdb/ärger@example.org")
+    reply = LoginDictionary(broken, inline=True).answer("shared/passdb/imap/ärger@example.org")
     assert reply.startswith("F") and "database" not in reply
 
 
 def test_dict_lines_over_a_socket(tmp_path: Path) -> None:
     path = tmp_path / "logins.sock"
     # HELLO, then lookups as Dovecot 2.3.19 sends them (key escaped, maybe a user field after a tab).
-    tabbed = escape("shared/passdb/tab\there@example.org")
+    tabbed = escape("shared/passdb/imap/tab\there@example.org")
     payload = (
         "H3\t2\t0\t\tlogins\n"
-        "Lshared/passdb/ÄRGER@example.org\t\n"
-        "Lshared/passdb/nobody@example.org\n"
+        "Lshared/passdb/imap/ÄRGER@example.org\t\n"
+        "Lshared/passdb/imap/nobody@example.org\n"
         f"L{tabbed}\n"
     ).encode()
 

@@ -28,8 +28,9 @@ from postwerk.service import Context
 from postwerk.service import projects as project_service
 from postwerk.service.provider import ensure_postmaster_mailbox
 from postwerk.settings import Settings, split_host_port
+from postwerk.store.scratch import scratch_postgres_role
 from tests.api.conftest import free_port, mailbox_body, serving
-from tests.conftest import missing
+from tests.conftest import POSTGRES_URL, missing, postgres_reachable
 from tests.mail.sink import Sink
 
 NETWORK_TIMEOUT = 10.0
@@ -71,6 +72,20 @@ def _free_listener() -> str:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
+    yield from _running_stack(None)
+
+
+@pytest.fixture(scope="session")
+def postgres_stack() -> Iterator[Stack]:
+    """A second stack, on PostgreSQL: Postfix's and Dovecot's pgsql clients on Postwerk's schema."""
+    reason = postgres_reachable()
+    if reason is not None:
+        missing(reason)
+    with scratch_postgres_role(POSTGRES_URL, prefix="pw_mailtest") as (_, database_url):
+        yield from _running_stack(database_url)
+
+
+def _running_stack(database_url: str | None) -> Iterator[Stack]:
     if os.geteuid() != 0:
         missing("the mail servers need root")
     if not (POSTFIX.exists() and DOVECOT.exists()):
@@ -81,7 +96,10 @@ def stack() -> Iterator[Stack]:
     sink = Sink(free_port())
     settings = Settings(
         data_dir=folder / "data",
+        database_url=database_url,
         smtp=_free_listener(),
+        submission=_free_listener(),
+        submissions=_free_listener(),
         imap=_free_listener(),
         imaps=_free_listener(),
         pop3=_free_listener(),
@@ -142,6 +160,15 @@ class Hosted:
 
 @pytest.fixture
 def hosted(stack: Stack) -> Iterator[Hosted]:
+    yield from _hosted_on(stack)
+
+
+@pytest.fixture
+def postgres_hosted(postgres_stack: Stack) -> Iterator[Hosted]:
+    yield from _hosted_on(postgres_stack)
+
+
+def _hosted_on(stack: Stack) -> Iterator[Hosted]:
     project_id, short_id = project_service.create_project(stack.context, "mail test")
     suffix = short_id.removeprefix("p-")
     domain = f"{suffix}.example.org"
@@ -229,3 +256,15 @@ def split_trace(stored: bytes, sent: bytes) -> list[str]:
 
 def plain_credentials(login: str, password: str) -> str:
     return base64.b64encode(b"\0" + login.encode() + b"\0" + password.encode()).decode()
+
+
+def submission_client(stack: Stack, login: str, password: str) -> smtplib.SMTP:
+    """A client logged in on the submission port (STARTTLS, then AUTH PLAIN)."""
+    host, port = split_host_port(stack.settings.submission)
+    client = smtplib.SMTP(host, port, local_hostname="client.postwerk.test", timeout=NETWORK_TIMEOUT)
+    client.ehlo()
+    client.starttls(context=stack.tls)
+    client.ehlo()
+    code, reply = client.docmd("AUTH", "PLAIN " + plain_credentials(login, password))
+    assert code == 235, f"{login}: {code} {reply!r}\n{stack.log_tail()}"
+    return client

@@ -6,9 +6,11 @@ import imaplib
 import os
 import signal
 import time
+import unicodedata
 
 import pytest
 
+from postwerk.service import projects as project_service
 from postwerk.settings import split_host_port
 from tests.mail.conftest import (
     Hosted,
@@ -158,6 +160,62 @@ def test_mailboxes_that_forward_a_copy_to_each_other_each_get_it_once(stack: Sta
         time.sleep(1)  # a third copy would show up now
         assert len(wait_for_messages(stack, login, PASSWORD, 2)) == 2
         assert sorted(message.endswith(to_first) for message in stored) == [False, True], login
+
+
+def _nfd(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text)
+    assert decomposed != text
+    return decomposed
+
+
+def test_a_decomposed_recipient_reaches_the_address_it_spells_never_the_catch_all(
+    stack: Stack, hosted: Hosted
+) -> None:
+    umlaut, cyrillic = f"ärger@{hosted.domain}", f"йорг@{hosted.idn_domain}"  # й: и and a combining breve
+    books = f"bücher-{hosted.domain}"
+    project_service.add_domain(stack.context, books, hosted.project_id)
+    in_books = f"jörg@{books}"
+    for address in (umlaut, cyrillic, in_books):
+        hosted.create_mailbox(address, PASSWORD)
+    catch_all = f"catchall@{hosted.domain}"
+    hosted.create_address(
+        {
+            "address": catch_all,
+            "isCatchAll": True,
+            "mailbox": {"password": PASSWORD, "quotaInBytes": -1, "enableSpamProtection": False},
+        }
+    )
+    sender = "відправник@пример.укр"
+    utf8 = ["SMTPUTF8", "BODY=8BITMIME"]
+    sent = {
+        recipient: text_message(sender, recipient, f"to {recipient}", "Zerlegt geschrieben.")
+        for recipient in (
+            _nfd(f"ÄRGER@{hosted.domain}"),
+            _nfd(f"ärger+tag@{hosted.domain}"),
+            _nfd(cyrillic.upper()),
+            _nfd(f"nöbody@{hosted.domain}"),  # no such address: the catch-all, as when composed
+            _nfd(in_books),  # the domain decomposed too
+        )
+    }
+    with stack.smtp() as client:
+        for recipient, message in sent.items():
+            assert client.sendmail(sender, [recipient], message, mail_options=utf8) == {}, recipient
+        # Unknown in a domain without a catch-all: refused at RCPT, however it is written.
+        assert client.mail(sender, utf8)[0] == 250
+        for unknown in (_nfd(f"nöbody@{hosted.idn_domain}"), _nfd(f"nöbody@{books}")):
+            code, reply = client.rcpt(unknown)
+            assert (code, reply.split()[0]) == (550, b"5.1.1"), (unknown, reply)
+    messages = list(sent.values())
+
+    def which(login: str, count: int) -> list[int]:
+        stored = wait_for_messages(stack, login, PASSWORD, count)
+        return sorted(i for message in stored for i, m in enumerate(messages) if message.endswith(m))
+
+    assert which(umlaut, 2) == [0, 1]
+    assert which(cyrillic, 1) == [2]
+    assert which(in_books, 1) == [4]
+    time.sleep(1)  # a stray copy for the catch-all would show up now
+    assert which(catch_all, 1) == [3]
 
 
 def test_no_password_before_tls(stack: Stack, hosted: Hosted) -> None:

@@ -13,17 +13,21 @@ from __future__ import annotations
 import functools
 import json
 import re
+import subprocess
 import unicodedata
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, bindparam, text
 
 from postwerk.domain.addresses import parse_address, parse_domain
 from postwerk.domain.delivery_quota import Found, expand
 from postwerk.domain.rate_limits import RateLimitCatalogue
+from postwerk.domain.srs import SrsKey
+from postwerk.domain.submission import Account
 from postwerk.dovecot_dict import unescape
 from postwerk.logins.dict_server import LoginDictionary
 from postwerk.mailstack.layout import (
@@ -31,19 +35,21 @@ from postwerk.mailstack.layout import (
     EMBEDDED_ACCOUNTS,
     LOOP_DOMAIN,
     MAILBOX_DOMAIN,
+    POSTFIX,
     Layout,
 )
 from postwerk.mailstack.render import POSTFIX_MAPS, render
+from postwerk.mailstack.tables import UTF8_KEY_FILTER_FILE, Tables
 from postwerk.service import Context, delivery_boxes, projects, provider
 from postwerk.service import mail_addresses as addresses
 from postwerk.service.access import ADMIN
 from postwerk.settings import Settings
-from postwerk.store.mail_lookups import find_destinations, find_login
+from postwerk.store.mail_lookups import find_delivery_box_login, find_destinations, find_login
 from postwerk.store.repository import Database
 
 PASSWORD = "a long enough secret"
 DOVECOT_QUERIES = ("user_query", "iterate_query")
-DOVECOT_DICT_KEYS = ("passdb/%u",)
+DOVECOT_DICT_KEYS = ("passdb/%s/%u",)
 _DICT_KEY = re.compile(r"^\s*key\s*=\s*(\S+)\s*$", re.MULTILINE)
 _USERNAME_FORMAT = re.compile(r"^auth_username_format\s*=\s*(\S*)\s*$", re.MULTILINE)
 # A value goes on over the lines that start with white space (Postfix's continuation lines).
@@ -95,17 +101,25 @@ def dovecot_login(written: str, username_format: str = "%u") -> str:
     return written
 
 
-def dovecot_passdb(engine: Engine, folder: Path, written: str) -> dict[str, str] | None:
-    """What Dovecot's dict passdb gets for a login typed as `written`: the rendered key, answered by
-    Postwerk's login dictionary on this database (None: not found)."""
+def dovecot_passdb(
+    engine: Engine, folder: Path, written: str, service: str = "imap"
+) -> dict[str, str] | None:
+    """What Dovecot's dict passdb gets for a login typed as `written` on `service` (imap, pop3, or smtp for
+    Postfix's submission): the rendered key, answered by Postwerk's login dictionary on this database
+    (None: not found)."""
     username_format, (template,) = rendered_dovecot_auth(folder)
 
     def lookup(key: str) -> tuple[str, str | None] | None:
         with engine.connect() as connection:
             return find_login(connection, key)
 
-    key = "shared/" + template.replace("%u", dovecot_login(written, username_format))
-    reply = LoginDictionary(lookup, inline=True).answer(key)
+    def box_lookup(name: str) -> tuple[Account, str | None] | None:
+        with engine.connect() as connection:
+            return find_delivery_box_login(connection, name)
+
+    login = dovecot_login(written, username_format)
+    key = "shared/" + template.replace("%s", service).replace("%u", login)
+    reply = LoginDictionary(lookup, inline=True, box_lookup=box_lookup).answer(key)
     if reply == "N\n":
         return None
     assert reply.startswith("O"), reply
@@ -113,7 +127,12 @@ def dovecot_passdb(engine: Engine, folder: Path, written: str) -> dict[str, str]
     return fields
 
 
-def postfix_sql(template: str, key: str) -> str | None:
+class PostfixQuery(str):
+    """A query as Postfix sends it. Postfix 3.7's pgsql client talks Latin-1 (`client_encoding` LATIN1 on
+    every connection): `run` does the same with these on PostgreSQL."""
+
+
+def postfix_sql(template: str, key: str) -> PostfixQuery | None:
     """The query Postfix runs for `key`, or None when Postfix would not run it (db_common_expand)."""
     local, at, domain = key.rpartition("@")
     if "%u" in template and not (at and local):
@@ -121,7 +140,7 @@ def postfix_sql(template: str, key: str) -> str | None:
     if "%d" in template and not at:
         return None
     values = {"s": key, "u": local, "d": domain, "%": "%"}
-    return re.sub(r"%([sud%])", lambda m: _quote(values[m.group(1)]), template)
+    return PostfixQuery(re.sub(r"%([sud%])", lambda m: _quote(values[m.group(1)]), template))
 
 
 def dovecot_sql(template: str, user: str) -> str:
@@ -131,8 +150,22 @@ def dovecot_sql(template: str, user: str) -> str:
 def run(engine: Engine, sql: str | None) -> list[tuple[object, ...]]:
     if sql is None:
         return []
+    if isinstance(sql, PostfixQuery) and engine.dialect.name == "postgresql":
+        return _run_as_postfix_pgsql(engine, sql)
     with engine.connect() as connection:
         return [tuple(row) for row in connection.exec_driver_sql(sql)]
+
+
+def _run_as_postfix_pgsql(engine: Engine, sql: str) -> list[tuple[object, ...]]:
+    """Bytes as Postfix 3.7's pgsql client sends and reads them: the query's UTF-8 bytes on a LATIN1
+    connection, and each answer's bytes as it receives them, read as UTF-8."""
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SET client_encoding TO 'LATIN1'")
+        try:
+            rows = connection.exec_driver_sql(sql.encode().decode("latin-1")).all()
+        finally:
+            connection.exec_driver_sql("SET client_encoding TO 'UTF8'")
+    return [tuple(v.encode("latin-1").decode() if isinstance(v, str) else v for v in row) for row in rows]
 
 
 def _create_address(
@@ -265,6 +298,32 @@ def test_postfix_routes_find_the_address_the_domain_finds(
         assert run(engine, postfix_sql(queries["routes"], postfix_key(unknown))) == [], unknown
 
 
+def test_postfix_mailboxes_answer_as_the_routes_or_not_at_all(
+    engine: Engine, seeded: Seeded, web: Web, tmp_path: Path
+) -> None:
+    """The mailboxes map is a shortcut: where it answers, the routes answer the same, and it answers for
+    every plain mailbox (receiving, no forwards)."""
+    queries = rendered_queries(engine, tmp_path)
+    keys = [*seeded.routes, *(postfix_key(written) for written in web.expected), f"nobody@{seeded.domain}"]
+    answered = set()
+    for key in keys:
+        shortcut = run(engine, postfix_sql(queries["mailboxes"], key))
+        if shortcut:
+            answered.add(key)
+            assert shortcut == run(engine, postfix_sql(queries["routes"], key)), key
+    with engine.connect() as connection:
+        plain = connection.execute(
+            text(
+                "SELECT a.lookup_key FROM mail_addresses a WHERE a.is_mailbox AND NOT a.receiving_disabled "
+                "AND NOT EXISTS (SELECT 1 FROM forward_targets f WHERE f.address_id = a.id) "
+                "AND (a.lookup_key IN :keys)"
+            ).bindparams(bindparam("keys", expanding=True)),
+            {"keys": keys},
+        ).scalars()
+        plain_keys = set(plain)
+    assert plain_keys and answered == plain_keys
+
+
 def test_postfix_catch_all_answers_only_for_its_domain_key(
     engine: Engine, seeded: Seeded, tmp_path: Path
 ) -> None:
@@ -274,15 +333,6 @@ def test_postfix_catch_all_answers_only_for_its_domain_key(
         assert run(engine, postfix_sql(query, postfix_key(written))) == [(seeded.catch_all,)]
     for written in (f"nobody@{seeded.domain}", f"@{seeded.idn_domain}", "@elsewhere.example"):
         assert run(engine, postfix_sql(query, postfix_key(written))) == [], written
-
-
-def test_postfix_disabled_recipients(engine: Engine, seeded: Seeded, tmp_path: Path) -> None:
-    query = rendered_queries(engine, tmp_path)["disabled"]
-    for written in spellings(seeded.disabled):
-        ((reply,),) = run(engine, postfix_sql(query, postfix_key(written)))
-        assert str(reply).startswith("550 5.2.1 "), written
-    for key in seeded.routes.keys() - {seeded.disabled}:
-        assert run(engine, postfix_sql(query, postfix_key(key))) == [], key
 
 
 def test_dovecot_logins_find_the_mailbox_the_domain_finds(
@@ -315,19 +365,27 @@ def test_dovecot_logins_find_the_mailbox_the_domain_finds(
     assert set(seeded.mailboxes.values()) <= everyone
 
 
+def test_delivery_boxes_log_in_on_smtp_submission_only(
+    engine: Engine, seeded: Seeded, tmp_path: Path
+) -> None:
+    ((box_id,),) = run(engine, f"SELECT id FROM delivery_boxes WHERE name = '{seeded.delivery_box}'")
+    fields = dovecot_passdb(engine, tmp_path, seeded.delivery_box, "smtp")
+    assert fields is not None and fields["user"] == box_id
+    assert fields["password"].startswith("{ARGON2ID}$argon2id$")
+    for service in ("imap", "pop3"):
+        assert dovecot_passdb(engine, tmp_path, seeded.delivery_box, service) is None, service
+    # A mailbox logs in on submission as on IMAP: user = its id, whatever the spelling.
+    for key, mailbox_id in seeded.mailboxes.items():
+        fields = dovecot_passdb(engine, tmp_path, key.upper(), "smtp")
+        assert fields is not None and fields["user"] == mailbox_id, key
+
+
 @pytest.mark.parametrize(
     "case",
     [
         "dovecot-capitals",
         "dovecot-nfd",
-        pytest.param(
-            "postfix-nfd",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known gap: Postfix case-folds an envelope address but does not normalise it to NFC, "
-                "so decomposed letters in an envelope address do not find the address the domain finds",
-            ),
-        ),
+        "postfix-nfd",
     ],
 )
 def test_what_the_servers_cannot_fold(engine: Engine, seeded: Seeded, tmp_path: Path, case: str) -> None:
@@ -343,7 +401,97 @@ def test_what_the_servers_cannot_fold(engine: Engine, seeded: Seeded, tmp_path: 
     else:
         written = unicodedata.normalize("NFD", key)
         assert parse_address(written).lookup_key == key
-        assert run(engine, postfix_sql(queries["routes"], postfix_key(written))) != []
+        # Postfix case-folds an envelope address but does not normalise it to NFC: the SQL maps, which
+        # compare keys as they are, do not find it; the last map, Postwerk's address-key, answers the key,
+        # which Postfix expands again through the routes.
+        assert run(engine, postfix_sql(queries["routes"], postfix_key(written))) == []
+        canonical = _tables(engine).lookup("address-key", postfix_key(written))
+        assert canonical == key
+        answer = {row[0] for row in run(engine, postfix_sql(queries["routes"], canonical))}
+        assert answer == seeded.routes[key]
+
+
+def _tables(engine: Engine) -> Tables:
+    return Tables(engine, SrsKey(b"k" * 32), "mx.postwerk.test")
+
+
+def _nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)
+
+
+def test_postwerk_answers_utf8_spellings_after_the_sql_maps_and_only_for_what_exists(
+    engine: Engine, seeded: Seeded, tmp_path: Path
+) -> None:
+    alias_maps = rendered_main_cf(tmp_path, "virtual_alias_maps", "")
+    alias_domains = rendered_main_cf(tmp_path, "virtual_alias_domains", "")
+    # Last: every SQL map (the catch-all's too) is asked first, for every key Postfix tries.
+    assert alias_maps.endswith(":address-key }")
+    assert alias_maps.index("routes") < alias_maps.index("catch_alls") < alias_maps.index(":address-key")
+    assert alias_domains.endswith(":domain-key }")
+    tables = _tables(engine)
+    domain = seeded.domain
+    key = f"ärger@{domain}"
+    answers = {
+        _nfd(f"ÄRGER@{domain}"): key,
+        # Postfix asks a pattern table for the address as given only: ärger@ is found from the answer.
+        _nfd(f"Ärger+tag@{domain}"): f"ärger+tag@{domain}",
+        _nfd(f"nöbody@{domain}"): None,  # no such address: the catch-all takes it, as when composed
+        _nfd(f"nöbody+ärger@{domain}"): None,
+        key: None,  # as the routes find it: never answered with itself
+        f"ärger+tag@{domain}": None,  # composed: Postfix finds ärger@ without the extension itself
+        f"box@{domain}": None,
+        f"@{domain}": None,
+        "not an address": None,
+    }
+    for recipient, answer in answers.items():
+        assert tables.lookup("address-key", postfix_key(recipient)) == answer, recipient
+    idn = parse_domain(seeded.idn_domain)
+    for written, ascii_name in (
+        (idn.unicode.upper(), idn.ascii),
+        (idn.ascii, None),
+        (domain, None),
+        (_nfd("bücher.example"), None),  # not hosted
+        ("not a domain", None),
+    ):
+        assert tables.lookup("domain-key", written) == ascii_name, written
+
+
+def test_only_utf8_keys_reach_postwerks_socketmap(tmp_path: Path) -> None:
+    """The rendered filter in front of address-key and domain-key, as Postfix reads it (postmap)."""
+    postmap = POSTFIX.parent / "postmap"
+    if not postmap.exists():
+        pytest.skip("Postfix is not installed")
+    config = tmp_path / "postfix"
+    config.mkdir()
+    (config / "main.cf").write_text("compatibility_level = 3.6\nsmtputf8_enable = yes\n")
+    (regexp,) = (
+        f
+        for f in render(
+            Settings(data_dir=tmp_path, mail_hostname="mx.postwerk.test"),
+            Layout.embedded(tmp_path),
+            EMBEDDED_ACCOUNTS,
+            mail_uid=1000,
+        )
+        if f.path.name == UTF8_KEY_FILTER_FILE
+    )
+    (config / "filter.regexp").write_text(regexp.content)
+
+    def passed(key: str) -> bool:
+        command = [str(postmap), "-c", str(config), "-q", key, f"regexp:{config / 'filter.regexp'}"]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        assert result.returncode in (0, 1), result.stderr
+        return result.returncode == 0 and result.stdout.strip() == key
+
+    for key in (_nfd("ärger@example.org"), "пошта@example.org", "x@bücher.example", _nfd("bücher.example")):
+        assert passed(key), key
+    for key in (
+        "box@example.org",
+        f"{uuid.uuid4()}@{MAILBOX_DOMAIN}",
+        "@bücher.example",
+        "example.org",
+        "xn--bcher-kva.example",
+    ):
+        assert not passed(key), key
 
 
 # --- forwarding webs: the routes answer final destinations, as the domain expands them --------------------
@@ -400,6 +548,7 @@ def web(engine: Engine) -> Web:
     create(f"to-quiet@{bare}", (f"quiet@{bare}", f"bottom@{bare}"))
     idn_box = create(f"Пошта@{idn}", (f"ping@{domain}",), mailbox=True)
     create(f"to-idn@{bare}", (f"пошта@{parse_domain(idn).ascii}",))
+    create(f"to-list@{bare}", ("friend+lists@elsewhere.example",))
 
     expected = {
         f"ping@{domain}": {"outside-copy@elsewhere.example"},
@@ -416,30 +565,62 @@ def web(engine: Engine) -> Web:
         f"start@{bare}": {box(end), "far@elsewhere.example"},
         f"to-quiet@{bare}": {f"{quiet}@{DISABLED_DOMAIN}", box(bottom)},
         f"to-idn@{bare}": {box(idn_box), "outside-copy@elsewhere.example"},
+        # An unmatched +extension of the recipient reaches the targets as configured, never appended.
+        f"ping+tag@{domain}": {"outside-copy@elsewhere.example"},
+        f"start+tag@{bare}": {box(end), "far@elsewhere.example"},
+        f"to-list+news@{bare}": {"friend+lists@elsewhere.example"},
         f"пошта@{idn}": {box(idn_box), "outside-copy@elsewhere.example"},
     }
     return Web(domain, bare, expected)
 
 
-def postfix_destinations(engine: Engine, queries: dict[str, str], written: str) -> set[str]:
+def rendered_main_cf(folder: Path, parameter: str, default: str) -> str:
+    """A parameter of the rendered main.cf (the last assignment, as Postfix reads it), else its default."""
+    settings = Settings(data_dir=folder, mail_hostname="mx.postwerk.test")
+    (main_cf,) = (
+        f.content
+        for f in render(settings, Layout.embedded(folder), EMBEDDED_ACCOUNTS, mail_uid=1000)
+        if f.path.name == "main.cf"
+    )
+    values = re.findall(rf"^{parameter}[ \t]*=[ \t]*(.*)$", main_cf, re.MULTILINE)
+    return str(values[-1]) if values else default
+
+
+def postfix_destinations(
+    engine: Engine, queries: dict[str, str], written: str, *, propagate_extension: bool = False
+) -> set[str]:
     """What Postfix's virtual alias expansion makes of a recipient: the routes by the exact key, then
-    without the +extension, then the catch-all's address routed again; loop routes as LOOP."""
+    without the +extension, then the catch-all's address routed again; loop routes as LOOP. With
+    `propagate_extension` (main.cf's propagate_unmatched_extensions naming `virtual`), an extension that
+    only the exact key held is appended to every answer, as Postfix does."""
     key = postfix_key(written)
     local, _, domain = key.rpartition("@")
     candidates = [key]
     cut = local.find("+", 1)
+    extension = ""
     if cut > 0:
         candidates.append(f"{local[:cut]}@{domain}")
+        extension = local[cut:]
     rows: list[tuple[object, ...]] = []
     for candidate in candidates:
-        rows = run(engine, postfix_sql(queries["routes"], candidate))
+        # Map by map, as main.cf lists them: plain mailboxes first, then the routes.
+        rows = run(engine, postfix_sql(queries["mailboxes"], candidate)) or run(
+            engine, postfix_sql(queries["routes"], candidate)
+        )
         if rows:
+            unmatched = candidate != key
             break
     else:
+        unmatched = True
         catch_all = run(engine, postfix_sql(queries["catch_alls"], f"@{domain}"))
         if catch_all:
-            rows = run(engine, postfix_sql(queries["routes"], str(catch_all[0][0])))
+            catcher = str(catch_all[0][0])
+            rows = run(engine, postfix_sql(queries["mailboxes"], catcher)) or run(
+                engine, postfix_sql(queries["routes"], catcher)
+            )
     answer = [str(row[0]) for row in rows]
+    if propagate_extension and unmatched and extension:
+        answer = [value.replace("@", extension + "@", 1) for value in answer]
     assert len(answer) == len(set(answer)), f"{written}: a destination twice in {answer}"
     return {LOOP if value.endswith(f"@{LOOP_DOMAIN}") else value for value in answer}
 
@@ -463,8 +644,11 @@ def test_routes_answer_every_final_destination_as_the_domain_expands(
     engine: Engine, web: Web, tmp_path: Path
 ) -> None:
     queries = rendered_queries(engine, tmp_path)
+    propagation = rendered_main_cf(tmp_path, "propagate_unmatched_extensions", "canonical, virtual")
+    propagate = "virtual" in propagation
     for written, expected in web.expected.items():
-        assert postfix_destinations(engine, queries, written) == expected, written
+        answer = postfix_destinations(engine, queries, written, propagate_extension=propagate)
+        assert answer == expected, written
         assert domain_destinations(engine, written) == expected, written
         # Final: Postfix, which re-expands every answer, finds nothing more for any of them.
         for destination in expected - {LOOP}:
@@ -474,3 +658,28 @@ def test_routes_answer_every_final_destination_as_the_domain_expands(
     for unknown in (f"nobody@{web.bare_domain}", "ping@elsewhere.example"):
         assert postfix_destinations(engine, queries, unknown) == set(), unknown
         assert domain_destinations(engine, unknown) == set(), unknown
+
+
+@pytest.mark.parametrize("key", ["box@plans.example", "пошта@plans.example", "@plans.example"])
+def test_postgres_lookups_probe_indexes(engine: Engine, tmp_path: Path, key: str) -> None:
+    """Every Postfix query, as PostgreSQL plans it for Postfix's Latin-1 connection, finds addresses by an
+    index: a key expression whose collation no index has (convert_from's is "C") would scan every address
+    on every lookup."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the plans of PostgreSQL")
+    for name, template in rendered_queries(engine, tmp_path).items():
+        sql = postfix_sql(template, postfix_key(key)) if name in POSTFIX_MAPS else None
+        if sql is None:
+            continue
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SET client_encoding TO 'LATIN1'")
+            connection.exec_driver_sql("SET enable_seqscan = off")  # tiny tables: what can the plan be
+            try:
+                plan = " ".join(
+                    str(row[0])
+                    for row in connection.exec_driver_sql("EXPLAIN " + sql.encode().decode("latin-1"))
+                )
+            finally:
+                connection.exec_driver_sql("RESET enable_seqscan")
+                connection.exec_driver_sql("SET client_encoding TO 'UTF8'")
+        assert "Seq Scan on mail_addresses" not in plan, (name, plan)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from postwerk.domain.delivery_quota import LOOP_REPLY, Destination, Found, Mailbox
+from postwerk.domain.delivery_quota import DISABLED_REPLY, LOOP_REPLY, Destination, Found, Mailbox
 from postwerk.policy.protocol import MAX_LINE, RequestFramer
 from postwerk.policy.service import FULL, PolicyService
 
@@ -19,10 +19,11 @@ UTF8_BOX = Destination("пошта@xn--e1afmkfd.xn--p1ai", Mailbox("id-utf8", 10
 ROOMY = Destination("roomy@example.org", Mailbox("id-roomy", 1000, 0))
 LOOP_A = Destination("loop-a@example.org", None, ("loop-b@example.org",))
 LOOP_B = Destination("loop-b@example.org", None, ("loop-a@example.org",))
+DISABLED = Destination("off@example.org", Mailbox("id-off", 100, 100), receiving_disabled=True)
 
 
 def _lookup(keys: Sequence[str], domains: Sequence[str]) -> Found:
-    table = {d.key: d for d in (FULL_BOX, UTF8_BOX, ROOMY, LOOP_A, LOOP_B)}
+    table = {d.key: d for d in (FULL_BOX, UTF8_BOX, ROOMY, LOOP_A, LOOP_B, DISABLED)}
     return Found({key: table[key] for key in keys if key in table})
 
 
@@ -88,9 +89,10 @@ def test_answers_on_one_connection(socket_path: Path) -> None:
             _request(b"\xff\xfe@example.org"),  # not UTF-8
             _request(b""),
             _request(b"LOOP-B@example.org"),  # forwards only in a circle
+            _request(b"off+tag@example.org"),  # receiving disabled (before the quota: it is full too)
         ]
     )
-    (answers,) = asyncio.run(_serve(service, socket_path, [(conversation, 11)]))
+    (answers,) = asyncio.run(_serve(service, socket_path, [(conversation, 12)]))
     assert answers == [
         _answer(FULL),
         _answer("DUNNO"),
@@ -103,6 +105,7 @@ def test_answers_on_one_connection(socket_path: Path) -> None:
         _answer("DUNNO"),
         _answer("DUNNO"),
         _answer(LOOP_REPLY),
+        _answer(DISABLED_REPLY),
     ]
 
 

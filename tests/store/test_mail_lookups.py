@@ -13,7 +13,7 @@ from postwerk.domain.delivery_quota import Found, full_mailboxes
 from postwerk.service import mail_addresses
 from postwerk.service.access import ADMIN
 from postwerk.store import repository
-from postwerk.store.mail_lookups import _DESTINATIONS, find_destinations, record_usage
+from postwerk.store.mail_lookups import _destinations_statement, find_destinations, record_usage
 from tests.store.conftest import HostedProject
 
 PASSWORD = "a long secret"
@@ -72,7 +72,8 @@ def test_recorded_usage_is_in_the_api_document(engine: Engine, hosted: HostedPro
 
 
 def test_the_lookup_is_index_probes_only(engine: Engine) -> None:
-    statement = _DESTINATIONS.params(keys=["a@b.example", "c@b.example"], domains=["b.example"])
+    keys = {"key0": "a@b.example", "key1": "c@b.example", "domain0": "b.example"}
+    statement = _destinations_statement(2, 1).params(**keys)
     compiled = statement.compile(engine, compile_kwargs={"literal_binds": True, "render_postcompile": True})
     query = str(compiled)
     with engine.connect() as connection:

@@ -15,7 +15,14 @@ from postwerk import __version__
 from postwerk.api.deps import SECURITY_SCHEMES
 from postwerk.api.errors import error_response, install_error_handlers
 from postwerk.api.hot_paths import HotReads
-from postwerk.api.routers import delivery_boxes, mail_addresses, mail_settings, projects, rate_limits
+from postwerk.api.routers import (
+    delivery_boxes,
+    mail_addresses,
+    mail_domains,
+    mail_settings,
+    projects,
+    rate_limits,
+)
 from postwerk.service import Context
 from postwerk.settings import Settings
 
@@ -25,6 +32,8 @@ DESCRIPTION = """
 Postwerk's mail API: wire-compatible with the mail part of the mittwald mStudio API v2 (same paths,
 operationIds, bodies, status codes, error bodies and pagination headers). Routes of the public guides that
 mittwald only redirects are answered directly; their operationIds are `legacy-<operationId>`.
+Operations of Postwerk's own (tag "Postwerk extensions", `x-postwerk-extension: true`) have no mittwald
+counterpart: `GET /v2/projects/{projectId}/mail-domains` lists a project's domains with their DNS records.
 Authenticate with `x-access-token: <token>` or `Authorization: Bearer <token>`.
 """
 
@@ -102,7 +111,7 @@ def create_app(
     )
     app.state.context = context
     install_error_handlers(app)
-    for module in (mail_addresses, delivery_boxes, mail_settings, rate_limits, projects):
+    for module in (mail_addresses, delivery_boxes, mail_settings, rate_limits, projects, mail_domains):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
     if hot_reads:

@@ -44,8 +44,13 @@ def add_route(
     deprecated: bool = False,
     tags: list[str | Enum] | None = None,
     headers: dict[str, Any] | None = None,
+    extension: bool = False,
 ) -> None:
     """Register `handler`; a handler that returns None answers `status` with no body.
+
+    `extension`: an operation of Postwerk's own that mittwald's API does not have; marked
+    `x-postwerk-extension: true` in Postwerk's OpenAPI document (and left out of the comparison with the
+    official spec).
 
     Handlers are plain functions doing blocking work (database, password hashing): they run in the thread
     pool, except reads on a database whose reads may run on the event loop (`Database.reads_inline`).
@@ -82,8 +87,20 @@ def add_route(
         # even the bodiless 200 of the deprecated PUTs. Success and error bodies come from `responses`.
         response_class=Response,
         responses={status: success, **{code: doc for code, doc in _ERRORS.items() if code != status}},
-        openapi_extra={"security": [{name: []} for name in SECURITY_SCHEMES]} if authenticated else None,
+        openapi_extra=_extra(authenticated, extension),
     )
+
+
+EXTENSION_MARK = "x-postwerk-extension"
+
+
+def _extra(authenticated: bool, extension: bool) -> dict[str, Any] | None:
+    extra: dict[str, Any] = {}
+    if authenticated:
+        extra["security"] = [{name: []} for name in SECURITY_SCHEMES]
+    if extension:
+        extra[EXTENSION_MARK] = True
+    return extra or None
 
 
 PAGINATION_HEADERS = {

@@ -7,6 +7,10 @@ expanded again (a hosted target reaches its mailbox, a foreign one leaves the in
 here). The message is refused when any mailbox it reaches is full: delivering to some and bouncing for the
 others later is what the RCPT check exists to avoid.
 
+An extension that only the recipient has (`bob+tag@` reaching `bob@` or the catch-all) stays behind: every
+target gets the address exactly as configured (`friend@elsewhere.example`, never `friend+tag@`, which the
+remote may not know), as Postfix does with `propagate_unmatched_extensions = canonical` (main.cf).
+
 The same expansion is the reference for the routes Postfix reads (the `routes.cf` template answers with every
 final destination at once, so Postfix does not re-expand and loops end): `expand` gives that answer, and a
 test holds the SQL to it for the same cases. An address whose forwards lead only round in a circle (no
@@ -36,6 +40,7 @@ MAX_ADDRESSES = 1000
 MAX_LEVELS = 20
 
 LOOP_REPLY = "550 5.4.6 mail forwarding loop"
+DISABLED_REPLY = "550 5.2.1 receiving mail is disabled for this address"
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,7 @@ class Expansion:
     """Where a message for one recipient goes: every final destination, each once."""
 
     hosted: bool = False  # the recipient is a hosted address (directly, by +extension or the catch-all)
+    refused: bool = False  # the recipient's own address (by that same precedence) has receiving disabled
     mailboxes: dict[str, Mailbox] = field(default_factory=dict)  # by mailbox id, in the order found
     disabled: list[str] = field(default_factory=list)  # reached addresses that refuse mail (their ids)
     outside: list[str] = field(default_factory=list)  # forward targets that are no hosted address
@@ -153,11 +159,7 @@ class Expansion:
     @property
     def is_loop(self) -> bool:
         """A hosted recipient whose forwards lead only round in a circle: nothing could ever receive it."""
-        return (
-            self.hosted
-            and not self.truncated
-            and not (self.mailboxes or self.disabled or self.outside)
-        )
+        return self.hosted and not self.truncated and not (self.mailboxes or self.disabled or self.outside)
 
 
 def expand(recipient: str, lookup: Lookup) -> Expansion:
@@ -193,6 +195,7 @@ def expand(recipient: str, lookup: Lookup) -> Expansion:
             seen.add(destination.key)
             if destination.receiving_disabled:
                 # Refused by its own route; its forwards are not followed.
+                result.refused = result.refused or written is None
                 _add_once(result.disabled, destination.address_id or destination.key)
                 continue
             if destination.mailbox is not None:

@@ -10,11 +10,12 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from postwerk.domain.submission import Account
 from postwerk.dovecot_dict import READ_LIMIT
 from postwerk.logins.dict_server import LoginDictionary, handle
 from postwerk.settings import Settings
 from postwerk.store.db import create_db_engine
-from postwerk.store.mail_lookups import find_login
+from postwerk.store.mail_lookups import find_delivery_box_login, find_login
 from postwerk.store.repository import Database
 from postwerk.unix_sockets import serve_unix
 
@@ -34,7 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with database.read() as connection:
             return find_login(connection, key)
 
-    dictionary = LoginDictionary(lookup, inline=database.reads_inline)
+    def box_lookup(name: str) -> tuple[Account, str | None] | None:
+        with database.read() as connection:
+            return find_delivery_box_login(connection, name)
+
+    dictionary = LoginDictionary(lookup, inline=database.reads_inline, box_lookup=box_lookup)
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await handle(dictionary, reader, writer)

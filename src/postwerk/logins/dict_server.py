@@ -4,8 +4,11 @@ Why not an SQL passdb: Dovecot 2.3 can only lower-case the ASCII letters of a lo
 `ÄRGER@…` or a decomposed (NFD) spelling of `ärger@…`, although `parse_address(...).lookup_key`, the one
 identity of an address on the installation, finds both. Dovecot's `dict` passdb asks this server instead,
 through a `proxy:` dict on a unix socket (the protocol in `postwerk.dovecot_dict`), for
-`shared/passdb/<the login as typed>`; the answer is a JSON object with the mailbox's password hash and
-`user` = the mailbox id (which names the storage, as the SQL passdb's answer did), or "not found".
+`shared/passdb/<service>/<the login as typed>`; the answer is a JSON object with the mailbox's password hash
+and `user` = the mailbox id (which names the storage, as the SQL passdb's answer did), or "not found".
+For the service `smtp` (Postfix's submission services) a login without `@` is a delivery box's name,
+answered with `user` = the delivery box's id; delivery boxes never log in elsewhere
+(`postwerk.domain.submission`).
 
 Dovecot verifies the hash itself, in its auth worker processes (the dict passdb is a blocking one), so the
 password never reaches Postwerk and verifications run on every core. Nothing is cached, here or in Dovecot
@@ -22,6 +25,7 @@ from collections.abc import Callable
 
 from postwerk.domain.addresses import parse_address
 from postwerk.domain.errors import DomainError
+from postwerk.domain.submission import Account, may_log_in
 from postwerk.dovecot_dict import NOT_FOUND, failed, found, serve_connection, unescape
 
 log = logging.getLogger("postwerk.logins")
@@ -30,6 +34,8 @@ PASSDB_PREFIX = "shared/passdb/"
 
 # Lookup key -> (mailbox id, password hash), or None: blocking, reads the store.
 Lookup = Callable[[str], tuple[str, str | None] | None]
+# Delivery box name -> (the box, password hash), or None: blocking, reads the store.
+BoxLookup = Callable[[str], tuple[Account, str | None] | None]
 
 
 def login_key(login: str) -> str | None:
@@ -40,9 +46,14 @@ def login_key(login: str) -> str | None:
         return None
 
 
+def _no_boxes(_name: str) -> tuple[Account, str | None] | None:
+    return None
+
+
 class LoginDictionary:
-    def __init__(self, lookup: Lookup, *, inline: bool) -> None:
+    def __init__(self, lookup: Lookup, *, inline: bool, box_lookup: BoxLookup = _no_boxes) -> None:
         self._lookup = lookup
+        self._box_lookup = box_lookup
         # SQLite answers faster than a thread hop; PostgreSQL's round trip must not block the event loop.
         self._inline = inline
 
@@ -50,21 +61,33 @@ class LoginDictionary:
         """The reply to a lookup of dict key `key`."""
         if not key.startswith(PASSDB_PREFIX):
             return NOT_FOUND
-        address_key = login_key(key.removeprefix(PASSDB_PREFIX))
-        if address_key is None:
+        service, separator, login = key.removeprefix(PASSDB_PREFIX).partition("/")
+        if not separator:
             return NOT_FOUND
         try:
-            mailbox = self._lookup(address_key)
+            account = self._find(service, login)
         except Exception as error:  # the database away: a temporary failure, never "no such user"
             log.warning("login lookup failed: %s", type(error).__name__)
             return failed("login lookup failed")
-        if mailbox is None:
+        if account is None:
             return NOT_FOUND
-        mailbox_id, password_hash = mailbox
-        fields = {"user": mailbox_id}
+        account_id, password_hash = account
+        fields = {"user": account_id}
         if password_hash:  # without one Dovecot refuses the login ("no password returned")
             fields["password"] = password_hash
         return found(json.dumps(fields, separators=(",", ":")))
+
+    def _find(self, service: str, login: str) -> tuple[str, str | None] | None:
+        if "@" not in login:
+            # A delivery box's name (server-made, ASCII, never with `@`).
+            if not login or len(login) > 64:
+                return None
+            box = self._box_lookup(login.lower())
+            if box is None or not may_log_in(box[0], service):
+                return None
+            return box[0].account_id, box[1]
+        address_key = login_key(login)
+        return None if address_key is None else self._lookup(address_key)
 
     async def respond(self, line: str) -> str | None:
         if not line:

@@ -83,6 +83,12 @@ class Layout:
         return self.dovecot_config / "postwerk-logins.conf.ext"
 
     @property
+    def sasl_socket(self) -> Path:
+        # Dovecot's authentication for Postfix's submission services (SMTP AUTH; a unix listener of
+        # Dovecot's auth service, in its base folder, for Postfix's mail_owner alone).
+        return self.dovecot_base / "auth-postfix"
+
+    @property
     def logins_socket(self) -> Path:
         # Postwerk's login dictionary for Dovecot's passdb (see `postwerk.logins`).
         return self.services / "logins.sock"
@@ -94,6 +100,16 @@ class Layout:
     @property
     def usage_socket(self) -> Path:
         return self.services / "usage.sock"
+
+    @property
+    def dkim_socket(self) -> Path:
+        # Postwerk's submission milter (header From: check, DKIM signing; see `postwerk.dkim`).
+        return self.services / "dkim.sock"
+
+    @property
+    def ratelimit_socket(self) -> Path:
+        # Postwerk's sending rate limits for the submission services (see `postwerk.ratelimit`).
+        return self.services / "ratelimit.sock"
 
     @property
     def tables_socket(self) -> Path:

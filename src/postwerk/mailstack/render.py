@@ -10,7 +10,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from postwerk.mailstack import outbound
+from postwerk.domain.sending_rate import SERVICE_UNAVAILABLE
+from postwerk.mailstack import outbound, tables
 from postwerk.mailstack.layout import (
     DISABLED_DOMAIN,
     DOVECOT_LDA,
@@ -21,7 +22,24 @@ from postwerk.mailstack.layout import (
 )
 from postwerk.settings import Settings, split_host_port
 
-POSTFIX_MAPS = ("domains", "routes", "catch_alls", "disabled", "postmaster", "srs_transport")
+POSTFIX_MAPS = ("domains", "mailboxes", "routes", "catch_alls", "postmaster", "srs_transport")
+# A lookup key in a map's query: '%s' (the whole key), '%u' (its local part), '%d' (its domain); not as the
+# argument of postwerk_routes, which converts it itself (migration 0007).
+_LOOKUP_KEY = re.compile(r"(?<!postwerk_routes\()'%([sud])'")
+
+
+def _postgres_key(match: re.Match[str]) -> str:
+    """SQL for the text of a key Postfix 3.7 sends on its LATIN1 connection. ASCII keys (the test is constant,
+    so PostgreSQL folds the CASE away when it plans the query) are used as they are: the conversion alone
+    costs about half of a cheap lookup. PostgreSQL gives convert_from's text the collation "C", which no
+    index of the tables has: without COLLATE "default" a lookup by key scans the whole table."""
+    key = f"'%{match.group(1)}'"
+    return (
+        f"(CASE WHEN octet_length({key}) = char_length({key}) THEN {key} "
+        f"ELSE convert_from(convert_to({key}, 'LATIN1'), 'UTF8') COLLATE \"default\" END)"
+    )
+
+
 _PLACEHOLDER = re.compile(r"\{\{([a-z0-9_]+(?::[a-z0-9_]+)?)\}\}")
 
 
@@ -40,6 +58,37 @@ class Database:
     driver: str  # "sqlite" or "pgsql", the name both servers use
     postfix_lines: str
     dovecot_lines: str
+
+    def map_file(self, content: str) -> str:
+        """A Postfix map file as this database needs it.
+
+        PostgreSQL: Postfix 3.7's pgsql client sets `client_encoding` to LATIN1 on every connection (3.8
+        made it a setting, `encoding`, pinned here so both behave alike), so PostgreSQL would take the UTF-8
+        bytes of an SMTPUTF8 address for Latin-1 characters and find nothing, and could not send back an
+        answer that is no Latin-1 text (a UTF-8 forward target). Each key is turned back into the text
+        Postfix meant (its Latin-1 bytes read as UTF-8), and each answer into the Latin-1 text whose bytes
+        are its UTF-8.
+        """
+        if self.driver != "pgsql":
+            return content
+        lines: list[str] = []
+        for line in content.splitlines():
+            if lines and line[:1].isspace() and lines[-1].startswith("query = "):
+                lines[-1] += "\n" + line  # a continuation line of the query
+            else:
+                lines.append(line)
+        converted = []
+        for line in lines:
+            if line.startswith("query = "):
+                query = _LOOKUP_KEY.sub(_postgres_key, line[8:])
+                line = (
+                    "query = SELECT convert_from(convert_to(answer, 'UTF8'), 'LATIN1')\n"
+                    f"    FROM ({query}) AS lookup(answer)"
+                )
+            converted.append(line)
+            if line.startswith("dbname = "):
+                converted.append("encoding = LATIN1")
+        return "\n".join(converted) + "\n"
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -69,6 +118,14 @@ def map_file(name: str) -> str:
     return f"postwerk-{name}.cf"
 
 
+def _map_template(name: str, driver: str) -> str:
+    """A map's template for the database driver (`routes.pgsql.cf`), or the one for both (`routes.cf`)."""
+    special = resources.files("postwerk.mailstack").joinpath(f"templates/postfix/{name}.{driver}.cf")
+    if special.is_file():
+        return special.read_text(encoding="utf-8")
+    return _template(f"postfix/{name}.cf")
+
+
 def _template(name: str) -> str:
     return (resources.files("postwerk.mailstack") / "templates" / name).read_text(encoding="utf-8")
 
@@ -96,20 +153,71 @@ def _postfix_service(value: str) -> tuple[str, str]:
     return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}"), host
 
 
+INTERNAL_DOMAINS = (MAILBOX_DOMAIN, DISABLED_DOMAIN, LOOP_DOMAIN)
+
+
+def _self_map(domains: tuple[str, ...]) -> str:
+    """An in-process Postfix table for main.cf (inline regexp, Postfix 3.7+) that answers an address in one of
+    `domains` with itself, which ends Postfix's virtual alias expansion there."""
+    alternatives = "|".join(re.escape(domain) for domain in domains)
+    # `$$`: main.cf expands `$` itself; the table gets `$/` (end of text) and `$1`.
+    return f"regexp:{{ {{/^([^@]+@({alternatives}))$$/ $$1}} }}"
+
+
+def _inet_interfaces(hosts: list[str]) -> str:
+    """main.cf's inet_interfaces for the hosts of Postfix's public listeners (MX and submission)."""
+    if "all" in hosts:
+        return "all"
+    return ", ".join(dict.fromkeys(hosts))
+
+
+def submission_values(settings: Settings, layout: Layout) -> dict[str, str]:
+    """The submission services (master.cf) and what their checks ask (main.cf): SMTP AUTH through
+    Dovecot's auth service, and Postwerk's socketmap tables for who may send as which envelope sender
+    (`postwerk.domain.submission`)."""
+    tables = f"socketmap:unix:{layout.tables_socket}"
+    return {
+        "submission_listen": _postfix_service(settings.submission)[0],
+        "submissions_listen": _postfix_service(settings.submissions)[0],
+        "sasl_socket": str(layout.sasl_socket),
+        "sender_owners_map": f"{tables}:sender-owners",
+        "sending_disabled_map": f"{tables}:sending-disabled",
+        # The milter of the submission services (`postwerk.dkim`: header From: check, DKIM signing); a
+        # space-separated list of milter addresses. Unreachable, Postfix answers 451 (milter_default_action
+        # = tempfail, its default): submitted mail is never sent unchecked or unsigned.
+        "submission_milters": f"unix:{layout.dkim_socket}",
+    }
+
+
+def ratelimit_restrictions(layout: Layout) -> str:
+    """The submission services' end-of-data check: Postwerk's rate-limit service (`postwerk.ratelimit`).
+    Unreachable or slower than 10 s, Postfix answers its default_action: a 451, sending fails closed (a
+    value with spaces goes in braces of its own: `{ name = value }`)."""
+    return (
+        f"check_policy_service {{ unix:{layout.ratelimit_socket}, timeout=10s, "
+        f"{{ default_action = {SERVICE_UNAVAILABLE} }} }}"
+    )
+
+
 def render(settings: Settings, layout: Layout, accounts: Accounts, mail_uid: int) -> list[RenderedFile]:
     database = Database.from_url(settings.effective_database_url)
     smtp_service, smtp_interfaces = _postfix_service(settings.smtp)
+    # Every public smtpd's address: a wildcard service name ("587") listens on inet_interfaces.
+    submission_hosts = [_postfix_service(value)[1] for value in (settings.submission, settings.submissions)]
+    interfaces = _inet_interfaces([smtp_interfaces, *submission_hosts])
     values: dict[str, str] = {
         "mail_hostname": settings.mail_hostname,
         "message_size_limit": str(settings.message_size_limit),
         "smtp_listen": smtp_service,
-        "smtp_host": smtp_interfaces,
-        "inet_protocols": "all" if smtp_interfaces == "all" or ":" in smtp_interfaces else "ipv4",
+        "smtp_host": interfaces,
+        "inet_protocols": "all" if interfaces == "all" or ":" in interfaces else "ipv4",
         "tls_cert": str(layout.tls_cert),
         "tls_key": str(layout.tls_key),
         "mailbox_domain": MAILBOX_DOMAIN,
         "disabled_domain": DISABLED_DOMAIN,
         "loop_domain": LOOP_DOMAIN,
+        "internal_domains_excluded": ", ".join(f"!{domain}" for domain in INTERNAL_DOMAINS),
+        "internal_self_map": _self_map(INTERNAL_DOMAINS),
         "mail_user": accounts.mail_user,
         "mail_group": accounts.mail_group,
         "db_group": accounts.db_group,
@@ -131,6 +239,13 @@ def render(settings: Settings, layout: Layout, accounts: Accounts, mail_uid: int
         "relayhost": "",
     }
     values.update(outbound.values(settings, layout))
+    values.update(submission_values(settings, layout))
+    values["ratelimit_restrictions"] = ratelimit_restrictions(layout)
+    # Recipients and domains spelled another way than the SQL maps find (NFD): see postwerk.mailstack.tables.
+    utf8_filter = layout.postfix_config / tables.UTF8_KEY_FILTER_FILE
+    for name in ("address-key", "domain-key"):
+        socketmap = f"socketmap:unix:{layout.tables_socket}:{name}"
+        values[name.replace("-", "_") + "_map"] = f"pipemap:{{ regexp:{utf8_filter}, {socketmap} }}"
     for name in ("imap", "imaps", "pop3", "pop3s"):
         values[f"{name}_host"], values[f"{name}_port"] = _listener(getattr(settings, name))
     if layout.logs is None:
@@ -154,7 +269,7 @@ def render(settings: Settings, layout: Layout, accounts: Accounts, mail_uid: int
     files += [
         RenderedFile(
             layout.postfix_config / map_file(name),
-            _fill(_template(f"postfix/{name}.cf"), map_values, f"{name}.cf"),
+            database.map_file(_fill(_map_template(name, database.driver), map_values, f"{name}.cf")),
             0o640,
             accounts.db_group,
         )
@@ -185,6 +300,7 @@ def render(settings: Settings, layout: Layout, accounts: Accounts, mail_uid: int
     )
     filter_path, filter_content = outbound.srs_filter_file(settings, layout)
     files.append(RenderedFile(filter_path, filter_content, 0o644))
+    files.append(RenderedFile(utf8_filter, tables.UTF8_KEY_FILTER, 0o644))
     relay_login = outbound.relay_password_file(settings, layout)
     if relay_login is not None:
         # Root's alone: Postfix's smtp client opens it before it gives up root.

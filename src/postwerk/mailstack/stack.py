@@ -4,6 +4,7 @@ the data folder, run in the foreground under the supervisor."""
 from __future__ import annotations
 
 import grp
+import json
 import logging
 import os
 import pwd
@@ -180,6 +181,18 @@ class MailStack:
         srs = ["--srs-domain", self.settings.mail_hostname, "--srs-secret", str(self.srs_secret)]
         return replace(spec, command=[*spec.command, *srs])
 
+    def _ratelimit_service(self) -> ChildSpec:
+        """The sending rate limits of the submission services (`postwerk.ratelimit`): Postfix's smtpd
+        connects to it; it reads the tiers from the settings it is given here."""
+        spec = self._service(
+            "ratelimit", "postwerk.ratelimit", self.layout.ratelimit_socket, self._postfix_group()
+        )
+        tiers = {
+            "POSTWERK_RATE_LIMIT_TIERS": json.dumps(self.settings.rate_limit_tiers),
+            "POSTWERK_DEFAULT_RATE_LIMIT": str(self.settings.default_rate_limit),
+        }
+        return replace(spec, env={**(spec.env or {}), **tiers})
+
     @property
     def srs_secret(self) -> Path:
         return self.settings.data_dir.resolve() / "srs-secret"
@@ -218,6 +231,11 @@ class MailStack:
             # Dovecot's passdb (its auth workers run as root; the group may read the hashes anyway).
             self._service("logins", "postwerk.logins", self.layout.logins_socket, self.accounts.db_group),
             self._tables_service(),
+            # The submission services' milter (header From: check, DKIM signing): Postfix's cleanup and
+            # smtpd connect to it; it reads the DKIM keys, which only root and the database group may.
+            self._service("dkim", "postwerk.dkim", self.layout.dkim_socket, self._postfix_group()),
+            # The submission services' sending rate limits (smtpd_end_of_data_restrictions).
+            self._ratelimit_service(),
             self._sweep_service(),
         ]
 
@@ -227,6 +245,8 @@ class MailStack:
             self.layout.usage_socket,
             self.layout.logins_socket,
             self.layout.tables_socket,
+            self.layout.dkim_socket,
+            self.layout.ratelimit_socket,
         ]
 
     def _reload_servers(self) -> None:
@@ -265,10 +285,18 @@ class MailStack:
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
-        for listener in (self.settings.smtp, self.settings.imap, self.settings.imaps):
-            wait_for_port(listener, deadline)
+        # Postwerk's services first: a probe of a submission port would otherwise meet a milter not yet
+        # listening (and Postfix log it).
         for path in self.socket_paths():
             _wait_for_socket(path, deadline)
+        for listener in (
+            self.settings.smtp,
+            self.settings.submission,
+            self.settings.submissions,
+            self.settings.imap,
+            self.settings.imaps,
+        ):
+            wait_for_port(listener, deadline)
 
     def stop(self) -> None:
         if self.tls_watcher is not None:

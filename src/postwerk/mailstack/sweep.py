@@ -3,10 +3,14 @@
 A mailbox's storage is the folder `<boxes>/<mailbox id>` (Dovecot's `mail_home`); an id is never used
 twice, so a new address with the same name gets a new, empty folder and never sees the old mail. Deleting an
 address touches only the database (the API node may not even see the mail storage), so this sweep compares
-the folders with the database instead: a folder whose id is no mailbox any more is noted the first time it is
-seen, and removed once it has stayed orphaned for the grace period (`mail_deletion_grace`). This also catches
-mailboxes deleted while the mail node was down, and gives the provider the grace period to restore a mailbox
-deleted by mistake (a folder whose mailbox is back is forgotten again).
+the folders with the database instead: a folder whose id is no mailbox any more is removed once the grace
+period (`mail_deletion_grace`) has passed since the mailbox was deleted. Every deletion records its time in
+the same transaction (table `deleted_mailboxes`, whichever way the mailbox went: the address, its domain, its
+project), so a mailbox deleted while the mail node was down or its sweep failing is not kept a grace period
+longer. A folder without such a record (a mailbox deleted before Postwerk kept them, or a record pruned
+long after its grace period) counts from when the sweep first finds it orphaned (noted in the state file).
+A folder whose mailbox is back (the provider restored the database within the grace period) is kept and
+forgotten again.
 
 Careful by construction: only folders whose names have the exact shape of a mailbox id, directly inside the
 storage folder, opened without following symbolic links, are ever removed; when the database cannot be read,
@@ -28,13 +32,16 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Connection, bindparam, text
 
 from postwerk.service_main import database_from_settings
+from postwerk.store import repository as repo
+from postwerk.store.repository import Database
 
 log = logging.getLogger("postwerk.mailstack.sweep")
 
@@ -42,8 +49,17 @@ log = logging.getLogger("postwerk.mailstack.sweep")
 MAILBOX_FOLDER = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 QUERY_CHUNK = 500
 
+# Records of deletions outlive the grace period by this long, then the sweep drops them (a mail node that
+# comes back even later counts such a folder's grace from when it finds it: later, never earlier).
+RECORDS_KEPT = 30 * 24 * 3600.0
+FORGET_INTERVAL = 3600.0
+
 # ids among the given ones that are mailboxes now
 ExistingMailboxes = Callable[[Sequence[str]], set[str]]
+# when the given (no longer existing) mailboxes were deleted, as POSIX times, for those with a record
+DeletionTimes = Callable[[Sequence[str]], Mapping[str, float]]
+# drop the records of deletions before this POSIX time
+ForgetDeletions = Callable[[float], object]
 
 _EXISTING = text("SELECT mailbox_id FROM mail_mailboxes WHERE mailbox_id IN :ids").bindparams(
     bindparam("ids", expanding=True)
@@ -60,6 +76,32 @@ def existing_mailboxes(connection: Connection, ids: Sequence[str]) -> set[str]:
     return found
 
 
+class DatabaseMailboxes:
+    """What the sweep asks the database: which mailboxes exist, when the others were deleted."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        with self.database.read() as connection:
+            return existing_mailboxes(connection, ids)
+
+    def deleted_at(self, ids: Sequence[str]) -> dict[str, float]:
+        found: dict[str, float] = {}
+        with self.database.read() as connection:
+            for start in range(0, len(ids), QUERY_CHUNK):
+                chunk = ids[start : start + QUERY_CHUNK]
+                deletions = repo.mailbox_deletions(connection, chunk)
+                found.update((key, when.timestamp()) for key, when in deletions.items())
+        return found
+
+    def forget(self, before: float) -> None:
+        with self.database.write() as connection:
+            repo.forget_mailbox_deletions(connection, datetime.fromtimestamp(before, UTC))
+
+
 @dataclass(frozen=True)
 class SweepResult:
     removed: list[str]
@@ -67,11 +109,22 @@ class SweepResult:
 
 
 class Sweeper:
-    def __init__(self, boxes: Path, state_file: Path, grace: float, existing: ExistingMailboxes) -> None:
+    def __init__(
+        self,
+        boxes: Path,
+        state_file: Path,
+        grace: float,
+        existing: ExistingMailboxes,
+        deleted_at: DeletionTimes | None = None,
+        forget: ForgetDeletions | None = None,
+    ) -> None:
         self.boxes = boxes
         self.state_file = state_file
         self.grace = grace
         self.existing = existing
+        self.deleted_at = deleted_at
+        self.forget = forget
+        self._forgotten_at: float | None = None
 
     def _load(self) -> dict[str, float]:
         try:
@@ -116,11 +169,13 @@ class Sweeper:
             folders = self._folders(root)
             # Any error here (the database unreachable) propagates: nothing is removed on a guess.
             orphaned = set(folders) - self.existing(folders)
+            deleted = self.deleted_at(sorted(orphaned)) if orphaned and self.deleted_at else {}
             state = self._load()
             seen = {name: state.get(name, now) for name in sorted(orphaned)}
             removed = []
-            for name, since in seen.items():
-                if now - since < self.grace:
+            for name, noticed in seen.items():
+                # From the deletion; from when first noticed only for a folder without a record.
+                if now - deleted.get(name, noticed) < self.grace:
                     continue
                 if self._remove(root, name):
                     removed.append(name)
@@ -128,9 +183,21 @@ class Sweeper:
                 del seen[name]
             if seen != state:
                 self._save(seen)
+            self._forget_old_records(now)
             return SweepResult(removed, sorted(seen))
         finally:
             os.close(root)
+
+    def _forget_old_records(self, now: float) -> None:
+        if self.forget is None:
+            return
+        if self._forgotten_at is not None and now - self._forgotten_at < FORGET_INTERVAL:
+            return
+        self._forgotten_at = now
+        try:
+            self.forget(now - self.grace - RECORDS_KEPT)
+        except Exception as error:  # tidying only: the next interval tries again
+            log.warning("could not drop old records of deleted mailboxes (%s)", type(error).__name__)
 
     @staticmethod
     def _remove(root: int, name: str) -> bool:
@@ -170,22 +237,25 @@ def _stop_on_signals(stop: threading.Event) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m postwerk.mailstack.sweep")
     parser.add_argument("--boxes", required=True, type=Path, help="the mail storage folder (mail_home's)")
-    parser.add_argument("--state", required=True, type=Path, help="file noting when orphans were first seen")
+    parser.add_argument(
+        "--state", required=True, type=Path, help="file noting when orphans without a record were first seen"
+    )
     parser.add_argument("--grace", required=True, type=float, help="seconds an orphaned folder is kept")
     parser.add_argument("--interval", required=True, type=float, help="seconds between sweeps")
     args = parser.parse_args(argv)
-    database = database_from_settings(pool_size=1)
-
-    def existing(ids: Sequence[str]) -> set[str]:
-        if not ids:
-            return set()
-        with database.read() as connection:
-            return existing_mailboxes(connection, ids)
-
+    mailboxes = DatabaseMailboxes(database_from_settings(pool_size=1))
+    sweeper = Sweeper(
+        args.boxes.resolve(),
+        args.state,
+        args.grace,
+        mailboxes.existing,
+        mailboxes.deleted_at,
+        mailboxes.forget,
+    )
     stop = threading.Event()
     _stop_on_signals(stop)
     log.info("sweeping %s every %.0f s (grace %.0f s)", args.boxes, args.interval, args.grace)
-    run_periodically(Sweeper(args.boxes.resolve(), args.state, args.grace, existing), args.interval, stop)
+    run_periodically(sweeper, args.interval, stop)
     return 0
 
 

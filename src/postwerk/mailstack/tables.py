@@ -11,6 +11,18 @@ Maps (`socketmap:unix:PATH:NAME`):
   hosted nor the SRS domain; NOTFOUND otherwise, so mail from hosted domains is never rewritten.
 - `srs-reverse` (in `virtual_alias_maps`): the original sender behind a valid SRS address of ours, so a
   bounce to it reaches that sender; NOTFOUND for forged or expired ones (then refused at RCPT as unknown).
+- `address-key` (last in `virtual_alias_maps`) and `domain-key` (last in `virtual_alias_domains`), asked
+  only for keys with non-ASCII letters that the SQL maps did not find (`UTF8_KEY_FILTER`): a recipient or
+  domain spelled another way than the SQL maps can find (decomposed letters, NFD: Postfix case-folds a key
+  but does not normalise it). `address-key` answers the recipient's lookup key (NFC, A-label domain) when a
+  hosted address takes it (itself or, without its `+extension`, its base address), and Postfix expands that
+  again from the start, through the routes; `domain-key` answers the A-label of a hosted domain. NOTFOUND
+  otherwise (then the catch-all, or 550 5.1.1 at RCPT, as for the address written composed).
+- `sender-owners` (`smtpd_sender_login_maps`, used by the submission services only): the account ids that
+  may send as an envelope sender, comma-separated (`postwerk.domain.submission.sender_owners`); NOTFOUND
+  when nobody may, and Postfix refuses the sender with 553 5.7.1.
+- `sending-disabled` (`check_sasl_access` of the submission services): for a SASL login name (an account
+  id) whose sending is disabled, the access reply that refuses its mail (550 5.7.1); NOTFOUND otherwise.
 """
 
 from __future__ import annotations
@@ -26,10 +38,13 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from postwerk.domain.addresses import parse_domain
+from postwerk.domain.delivery_quota import recipient_keys
 from postwerk.domain.errors import DomainError
 from postwerk.domain.srs import SrsKey, is_srs_address
+from postwerk.domain.submission import sender_owners, sending_refusal
 from postwerk.service_main import start_socket_service
 from postwerk.store import repository as repo
+from postwerk.store.mail_lookups import SenderLookup, find_account
 from postwerk.unix_sockets import Handler, serve_unix
 
 log = logging.getLogger("postwerk.mailstack.tables")
@@ -37,6 +52,14 @@ log = logging.getLogger("postwerk.mailstack.tables")
 SECRET_BYTES = 32
 MAX_REQUEST = 100_000  # Postfix's own socketmap limit
 READ_TIMEOUT = 600.0  # Postfix keeps a connection open between lookups and closes idle ones itself
+UTF8_KEY_FILTER_FILE = "postwerk-utf8-keys.regexp"
+# The regexp table in front of `address-key` and `domain-key` (a file: main.cf would expand its `$`): it
+# passes on only keys with a byte outside printable ASCII, and no @domain key. ASCII recipients and domains
+# (the SQL maps find them as they are) and the routes' internal answers never wait on the socket. Postfix
+# asks such a pattern table (unlike the SQL maps) for the recipient as given only, never for it without its
+# +extension, nor for @domain; it asks every map for that key before it tries @domain, so the catch-all
+# never takes an NFD spelling of an existing address.
+UTF8_KEY_FILTER = "if !/^@/\n/^(.*[^ -~].*)$/ ${1}\nendif\n"
 
 
 def ensure_secret(path: Path) -> bytes:
@@ -79,10 +102,44 @@ class Tables:
             return None
         return self.key.reverse(recipient, self.srs_domain)
 
+    def sender_owners(self, sender: str) -> str | None:
+        with self.engine.connect() as connection:
+            owners = sender_owners(sender, SenderLookup(connection))
+        return ",".join(owners) if owners else None
+
+    def sending_disabled(self, login: str) -> str | None:
+        with self.engine.connect() as connection:
+            return sending_refusal(find_account(connection, login.strip().lower()))
+
+    def address_key(self, recipient: str) -> str | None:
+        """The lookup key of `recipient` when it differs from how it is written and a hosted address takes
+        it (exactly, or without the +extension: Postfix then finds that address from the key)."""
+        keys = recipient_keys(recipient)
+        if keys is None or keys.exact == recipient:
+            return None
+        with self.engine.connect() as connection:
+            if any(repo.address_key_taken(connection, key) for key in keys.address_keys):
+                return keys.exact
+        return None
+
+    def domain_key(self, domain: str) -> str | None:
+        """The A-label of a hosted domain written another way than the domain table holds it."""
+        try:
+            ascii_name = parse_domain(domain).ascii
+        except DomainError:
+            return None
+        if ascii_name == domain or not self.is_hosted(ascii_name):
+            return None
+        return ascii_name
+
     def lookup(self, name: str, key: str) -> str | None:
         handlers: dict[str, Callable[[str], str | None]] = {
             "srs-forward": self.srs_forward,
             "srs-reverse": self.srs_reverse,
+            "address-key": self.address_key,
+            "domain-key": self.domain_key,
+            "sender-owners": self.sender_owners,
+            "sending-disabled": self.sending_disabled,
         }
         handler = handlers.get(name)
         if handler is None:

@@ -7,7 +7,11 @@ and a request too large to keep is still answered (once, when it ends), so Postf
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+from postwerk.unix_sockets import close_writer
 
 MAX_LINE = 16 * 1024  # Postfix's longest attributes (client certificates' names, SASL names) fit
 MAX_ATTRIBUTES = 200
@@ -68,3 +72,24 @@ def answer(action: str) -> bytes:
     # A reply is one line: anything that could end it early is removed.
     clean = action.replace("\r", " ").replace("\n", " ")
     return f"action={clean}\n\n".encode()
+
+
+READ_CHUNK = 64 * 1024
+
+
+async def serve_requests(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    decide: Callable[[Request], Awaitable[str]],
+) -> None:
+    """Answer each request of one Postfix connection with `decide`'s action, in order, until it closes."""
+    framer = RequestFramer()
+    try:
+        while data := await reader.read(READ_CHUNK):
+            for request in framer.feed(data):
+                writer.write(answer(await decide(request)))
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        await close_writer(writer)

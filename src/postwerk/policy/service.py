@@ -1,5 +1,6 @@
-"""The policy service: answers Postfix's `check_policy_service` at RCPT time (a full mailbox reached by the
-recipient: 552 5.2.2; a recipient whose forwards only loop: 550 5.4.6).
+"""The policy service: answers Postfix's `check_policy_service` at RCPT time (a recipient whose receiving the
+provider disabled: 550 5.2.1; a full mailbox reached by the recipient: 552 5.2.2; a recipient whose forwards
+only loop: 550 5.4.6).
 
 Placed after `reject_unlisted_recipient` (main.cf), so it only sees recipients Postfix knows are hosted.
 
@@ -8,25 +9,24 @@ the quota is a limit on growth, not a security rule, and Dovecot keeps deliverin
 of `DUNNO` is a mailbox that overshoots by the mail of an outage; a 451 would instead hold every sender's
 mail to every hosted address (the check runs for all of them) behind one broken query. When the database
 itself is down, Postfix's own lookups of the routes fail first and it answers 451 on its own. Postfix's
-`default_action` for an unreachable service is DUNNO too, for the same reason.
+`default_action` for an unreachable service is DUNNO too, for the same reason. A recipient whose receiving
+is disabled is still refused then, later: its route ends in the error transport (5.2.1), a bounce.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
-from postwerk.domain.delivery_quota import LOOP_REPLY, Found, expand, is_over_quota
-from postwerk.policy.protocol import Request, RequestFramer, answer
+from postwerk.domain.delivery_quota import DISABLED_REPLY, LOOP_REPLY, Found, expand, is_over_quota
+from postwerk.policy.protocol import Request, serve_requests
 
 log = logging.getLogger("postwerk.policy")
 
 FULL = "552 5.2.2 Mailbox full"
 DUNNO = "DUNNO"
 LOOKUP_TIMEOUT = 5.0
-READ_CHUNK = 64 * 1024
 MAX_SIZE = 2**62  # a SIZE beyond any quota: larger announced sizes are cut to it
 
 # The store's lookup (`store.mail_lookups.find_destinations` on a read connection).
@@ -54,6 +54,9 @@ class PolicyService:
         if request.get("protocol_state").upper() != "RCPT":
             return DUNNO
         expansion = expand(request.get("recipient"), self._lookup)
+        if expansion.refused:
+            log.info("refused at RCPT: receiving is disabled for the recipient")
+            return DISABLED_REPLY
         if expansion.is_loop:
             # The routes would bounce it (5.4.6) after acceptance: refused here, the sender learns at once.
             log.info("refused at RCPT: the forwards of the recipient only loop")
@@ -77,15 +80,4 @@ class PolicyService:
             return DUNNO
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        framer = RequestFramer()
-        try:
-            while data := await reader.read(READ_CHUNK):
-                for request in framer.feed(data):
-                    writer.write(answer(await self.decide(request)))
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+        await serve_requests(reader, writer, self.decide)

@@ -3,10 +3,12 @@ then one short transaction. Password hashing always happens before the transacti
 
 from __future__ import annotations
 
+import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from postwerk.domain.dns_records import PublicHost
 from postwerk.domain.rate_limits import RateLimitCatalogue
 from postwerk.store.repository import Database
 
@@ -23,3 +25,5 @@ def new_id() -> str:
 class Context:
     db: Database
     rate_limits: RateLimitCatalogue
+    # What the DNS records of hosted domains name (`--public-hostname`, `--public-ipv4`, `--public-ipv6`).
+    public_host: PublicHost = field(default_factory=lambda: PublicHost(socket.gethostname().lower()))

@@ -210,7 +210,7 @@ def delete(ctx: Context, caller: Caller, address_id: str) -> None:
     with ctx.db.write() as connection:
         scope = caller.writer(connection)
         _visible(connection, scope, address_id, for_update=True)
-        repo.delete_address(connection, address_id)
+        repo.delete_address(connection, address_id, deleted_at=now())
 
 
 def _update(

@@ -9,12 +9,14 @@ from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from postwerk.domain.addresses import DomainName, parse_domain
+from postwerk.domain.dkim import KeyStatus, new_key_pair, new_selector
 from postwerk.domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from postwerk.domain.names import is_project_reference, new_project_short_id
 from postwerk.domain.text import require_safe_text
 from postwerk.domain.tokens import TokenScope, new_token, token_digest
 from postwerk.service import Context, new_id, now
 from postwerk.service.access import Caller
+from postwerk.store import dkim_keys
 from postwerk.store import repository as repo
 from postwerk.store.repository import Page, Sorting
 
@@ -112,11 +114,13 @@ def list_projects(
 def delete_project(ctx: Context, reference: str) -> None:
     with ctx.db.write() as connection:
         project = _existing_project(connection, reference)
-        repo.delete_project(connection, project.id)
+        repo.delete_project(connection, project.id, deleted_at=now())
 
 
 def add_domain(ctx: Context, name: str, project_reference: str) -> DomainName:
+    """Assign a domain to a project, with its first DKIM key pair (made before the transaction opens)."""
     domain = parse_domain(name)
+    key_pair = new_key_pair()
     with ctx.db.write() as connection:
         project = _existing_project(connection, project_reference)
         existing = repo.find_domain(connection, domain.ascii)
@@ -124,15 +128,26 @@ def add_domain(ctx: Context, name: str, project_reference: str) -> DomainName:
             if existing.project_id == project.id:
                 return domain
             raise Conflict(f"the domain {domain.unicode} is already assigned to another project")
+        domain_id = new_id()
         repo.insert_domain(
             connection,
             {
-                "id": new_id(),
+                "id": domain_id,
                 "project_id": project.id,
                 "name_ascii": domain.ascii,
                 "name_unicode": domain.unicode,
                 "created_at": now(),
             },
+        )
+        timestamp = now()
+        dkim_keys.insert_key_pair(
+            connection,
+            key_id=new_id(),
+            domain_id=domain_id,
+            selector=new_selector(timestamp, ()),
+            pair=key_pair,
+            status=KeyStatus.ACTIVE,
+            made_at=timestamp,
         )
     return domain
 
@@ -150,7 +165,7 @@ def remove_domain(ctx: Context, name: str, *, with_addresses: bool) -> int:
                 f"the domain {domain.unicode} still has {count} mail address(es); "
                 "remove them first or pass --with-addresses"
             )
-        repo.delete_domain(connection, existing.id)
+        repo.delete_domain(connection, existing.id, deleted_at=now())
         return count
 
 

@@ -1,5 +1,6 @@
 """What only the provider does (the `postwerk` command, never the API): switch an address's receiving off
-and on, and make the provider's own postmaster mailbox at first start."""
+and on, suspend and resume sending (a mailbox, a delivery box, a whole project), and make the provider's own
+postmaster mailbox at first start."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from postwerk.domain.addresses import parse_address
 from postwerk.domain.errors import Conflict, NotFound
@@ -16,7 +17,8 @@ from postwerk.service import Context, now, projects
 from postwerk.service import mail_addresses as addresses
 from postwerk.service.access import ADMIN
 from postwerk.store import repository as repo
-from postwerk.store.tables import mail_addresses
+from postwerk.store.tables import delivery_boxes, mail_addresses
+from postwerk.store.tables import projects as project_table
 
 log = logging.getLogger("postwerk")
 
@@ -59,6 +61,61 @@ def set_receiving(ctx: Context, reference: str, *, enabled: bool) -> Receiving:
         record = repo.get_address(connection, address_id)
         assert record is not None
         return Receiving(address_id, str(record.row.address), bool(record.row.receiving_disabled))
+
+
+@dataclass(frozen=True)
+class Sending:
+    """An account's or a project's sending after the provider's switch."""
+
+    kind: str  # "mailbox", "deliveryBox" or "project"
+    id: str
+    name: str  # the address, the delivery box's login name, or the project's short id
+    sending_enabled: bool
+
+
+def set_mailbox_sending(ctx: Context, reference: str, *, enabled: bool) -> Sending:
+    """A mailbox's `sendingEnabled` (the API shows it): submission refuses its mail with 550 5.7.1 from the
+    next transaction on. Receiving is not affected."""
+    with ctx.db.write() as connection:
+        address_id = _address_id(connection, reference)
+        record = repo.get_address(connection, address_id)
+        assert record is not None
+        if not record.row.is_mailbox:
+            raise Conflict(f"{record.row.address} is a forwarding address without a mailbox: it cannot send")
+        # Through the repository: it also refreshes the address's stored API document in this transaction.
+        repo.update_address(connection, address_id, {"sending_enabled": enabled, "updated_at": now()})
+        return Sending("mailbox", address_id, str(record.row.address), enabled)
+
+
+def set_delivery_box_sending(ctx: Context, reference: str, *, enabled: bool) -> Sending:
+    """A delivery box's `sendingEnabled` (by its id or its login name; the API shows it)."""
+    with ctx.db.write() as connection:
+        box = repo.get_delivery_box(connection, reference)
+        if box is None:
+            box = connection.execute(
+                select(delivery_boxes).where(delivery_boxes.c.name == reference.strip().lower())
+            ).first()
+        if box is None:
+            raise NotFound(f"no delivery box {reference!r}")
+        repo.update_delivery_box(connection, str(box.id), {"sending_enabled": enabled, "updated_at": now()})
+        return Sending("deliveryBox", str(box.id), str(box.name), enabled)
+
+
+def set_project_sending(ctx: Context, reference: str, *, enabled: bool) -> Sending:
+    """Suspend (or resume) the sending of every mailbox and delivery box of a project, those created later
+    too: the project's own flag, which the submission side reads with every account
+    (`Account.project_sending_suspended`). The accounts' own `sendingEnabled` stay as they were, so resuming
+    restores exactly what the customer had."""
+    with ctx.db.write() as connection:
+        project = repo.find_project(connection, reference)
+        if project is None:
+            raise NotFound(f"no project {reference!r}")
+        connection.execute(
+            update(project_table)
+            .where(project_table.c.id == project.id)
+            .values(sending_suspended=not enabled, updated_at=now())
+        )
+        return Sending("project", str(project.id), str(project.short_id), enabled)
 
 
 def postmaster_password_file(data_dir: Path) -> Path:

@@ -13,14 +13,16 @@ from collections import namedtuple
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import CompoundSelect, Connection, Select
 from sqlalchemy.engine import Dialect
 
 _Prepared = tuple[Any, tuple[str, ...] | None, Any]
 _PREPARED: dict[tuple[str, int], _Prepared] = {}
 
 
-def driver_rows(connection: Connection, statement: Select[Any], parameters: Mapping[str, Any]) -> list[Any]:
+def driver_rows(
+    connection: Connection, statement: Select[Any] | CompoundSelect[Any], parameters: Mapping[str, Any]
+) -> list[Any]:
     """The rows of `statement` (which must be long-lived: it is compiled once), as named tuples.
 
     Values come as the driver gives them: SQLite booleans are 0 and 1.
@@ -41,7 +43,7 @@ def driver_rows(connection: Connection, statement: Select[Any], parameters: Mapp
         cursor.close()
 
 
-def _prepare(statement: Select[Any], dialect: Dialect) -> _Prepared:
+def _prepare(statement: Select[Any] | CompoundSelect[Any], dialect: Dialect) -> _Prepared:
     compiled: Any = statement.compile(dialect=dialect)
     if compiled.literal_execute_params or compiled.post_compile_params:
         raise ValueError("statements with parameters expanded at execution cannot run on the driver")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -32,7 +33,9 @@ from postwerk.store.address_document import MAIL_ADDRESS_DOCUMENT
 from postwerk.store.db import READ_OPTION, WRITE_OPTION
 from postwerk.store.driver_queries import driver_rows
 from postwerk.store.tables import (
+    UtcDateTime,
     api_tokens,
+    deleted_mailboxes,
     delivery_boxes,
     domains,
     forward_targets,
@@ -151,7 +154,9 @@ def find_project(connection: Connection, reference: str) -> Row[Any] | None:
     return connection.execute(statement, {"reference": reference}).first()
 
 
-def delete_project(connection: Connection, project_id: str) -> bool:
+def delete_project(connection: Connection, project_id: str, *, deleted_at: datetime) -> bool:
+    """The project and everything in it; its mailboxes are recorded as deleted at `deleted_at`."""
+    _record_deleted_mailboxes(connection, mail_addresses.c.project_id == project_id, deleted_at)
     return connection.execute(delete(projects).where(projects.c.id == project_id)).rowcount > 0
 
 
@@ -180,7 +185,9 @@ def count_addresses_in_domain(connection: Connection, domain_id: str) -> int:
     return int(connection.execute(statement).scalar_one())
 
 
-def delete_domain(connection: Connection, domain_id: str) -> None:
+def delete_domain(connection: Connection, domain_id: str, *, deleted_at: datetime) -> None:
+    """The domain and its addresses; their mailboxes are recorded as deleted at `deleted_at`."""
+    _record_deleted_mailboxes(connection, mail_addresses.c.domain_id == domain_id, deleted_at)
     connection.execute(delete(domains).where(domains.c.id == domain_id))
 
 
@@ -530,6 +537,23 @@ def update_address(connection: Connection, address_id: str, values: Mapping[str,
     store_address_document(connection, address_id)
 
 
+_USAGE_UPDATE = (
+    update(mail_addresses)
+    .where(mail_addresses.c.id == bindparam("address_id"))
+    .values(usage_bytes=bindparam("usage_bytes"), usage_updated_at=bindparam("usage_updated_at"))
+)
+
+
+def update_usage(connection: Connection, usage: Sequence[Mapping[str, Any]]) -> None:
+    """The measured storage usage of many mailboxes (`address_id`, `usage_bytes`, `usage_updated_at` each),
+    with their stored documents: two statements for all of them (the driver sends each as one batch)."""
+    if usage:
+        connection.execute(_USAGE_UPDATE, list(usage))
+        connection.execute(
+            _document_statement(connection, "store"), [{"address_id": row["address_id"]} for row in usage]
+        )
+
+
 def replace_forward_targets(
     connection: Connection, address_id: str, targets: Sequence[Mapping[str, Any]]
 ) -> None:
@@ -548,8 +572,44 @@ def _insert_forward_targets(
         )
 
 
-def delete_address(connection: Connection, address_id: str) -> None:
+def delete_address(connection: Connection, address_id: str, *, deleted_at: datetime) -> None:
+    """The address; its mailbox, if it has one, is recorded as deleted at `deleted_at`."""
+    _record_deleted_mailboxes(connection, mail_addresses.c.id == address_id, deleted_at)
     connection.execute(delete(mail_addresses).where(mail_addresses.c.id == address_id))
+
+
+# --- deleted mailboxes (their mail stays on disk for a grace period; `postwerk.mailstack.sweep`) ---------
+
+
+def _record_deleted_mailboxes(
+    connection: Connection, addresses: ColumnElement[bool], deleted_at: datetime
+) -> None:
+    """Record the mailboxes among `addresses` as deleted now, in the caller's transaction, before the rows
+    go. A mailbox id is never used twice; an older record of the same id (a mailbox brought back by a
+    database restore, then deleted again) is replaced."""
+    mailbox_ids = select(mail_addresses.c.id).where(addresses, mail_addresses.c.is_mailbox)
+    connection.execute(delete(deleted_mailboxes).where(deleted_mailboxes.c.mailbox_id.in_(mailbox_ids)))
+    when = bindparam("deleted_at", deleted_at, type_=UtcDateTime())
+    connection.execute(
+        insert(deleted_mailboxes).from_select(
+            ["mailbox_id", "deleted_at"],
+            select(mail_addresses.c.id, when).where(addresses, mail_addresses.c.is_mailbox),
+        )
+    )
+
+
+def mailbox_deletions(connection: Connection, mailbox_ids: Sequence[str]) -> dict[str, datetime]:
+    """When each of these mailboxes was deleted, for those with a record."""
+    statement = select(deleted_mailboxes.c.mailbox_id, deleted_mailboxes.c.deleted_at).where(
+        deleted_mailboxes.c.mailbox_id.in_(bindparam("ids", expanding=True))
+    )
+    return {str(row[0]): row[1] for row in connection.execute(statement, {"ids": list(mailbox_ids)})}
+
+
+def forget_mailbox_deletions(connection: Connection, before: datetime) -> int:
+    """Drop the records of deletions older than `before`; returns how many."""
+    statement = delete(deleted_mailboxes).where(deleted_mailboxes.c.deleted_at < before)
+    return int(connection.execute(statement).rowcount)
 
 
 def catch_all_of_domain(connection: Connection, domain_id: str) -> str | None:

@@ -90,6 +90,9 @@ projects = Table(
     Column("description", Text, nullable=False),
     Column("customer_id", String(UUID_LENGTH), nullable=False),
     Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    # The provider's suspension of the whole project's sending (`postwerk sending suspend --project`): every
+    # mailbox and delivery box of the project, those created later too (migration 0011).
+    Column("sending_suspended", Boolean, nullable=False, server_default=text("false")),
     _timestamp("created_at"),
     _timestamp("updated_at"),
     Index("ix_projects_created_at", "created_at"),
@@ -187,6 +190,17 @@ forward_targets = Table(
     Index("ix_forward_targets_target_key", "target_key"),
 )
 
+# When each mailbox was deleted (written in the transaction that deletes it, however it goes: the address,
+# its domain or its project): the mail node's sweep removes the mail once the grace period since then has
+# passed (`postwerk.mailstack.sweep`). No foreign key: the mailbox is gone. Rows are pruned by the sweep.
+deleted_mailboxes = Table(
+    "deleted_mailboxes",
+    metadata,
+    Column("mailbox_id", String(UUID_LENGTH), primary_key=True),
+    _timestamp("deleted_at"),
+    Index("ix_deleted_mailboxes_deleted_at", "deleted_at"),
+)
+
 delivery_boxes = Table(
     "delivery_boxes",
     metadata,
@@ -206,6 +220,52 @@ delivery_boxes = Table(
     Column("sending_enabled", Boolean, nullable=False, server_default=text("true")),
     _timestamp("created_at"),
     _timestamp("updated_at"),
+)
+
+# DKIM key pairs of hosted domains (`postwerk.domain.dkim`): one "active" key per domain signs; "next" and
+# "retired" keys are only listed among the domain's DNS records. `private_key` is a secret (PKCS#8 PEM).
+dkim_keys = Table(
+    "dkim_keys",
+    metadata,
+    Column("id", String(UUID_LENGTH), primary_key=True),
+    Column(
+        "domain_id",
+        String(UUID_LENGTH),
+        ForeignKey("domains.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("selector", String(63), nullable=False),
+    Column("algorithm", String(16), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("private_key", Text, nullable=False),
+    _timestamp("created_at"),
+    _timestamp("activated_at", nullable=True),
+    _timestamp("retired_at", nullable=True),
+    Index("uq_dkim_keys_domain_selector", "domain_id", "selector", unique=True),
+    # At most one active and one next key per domain (retired ones may pile up until removed).
+    Index(
+        "uq_dkim_keys_current",
+        "domain_id",
+        "status",
+        unique=True,
+        sqlite_where=text("status <> 'retired'"),
+        postgresql_where=text("status <> 'retired'"),
+    ),
+)
+
+# The recipients each account sent mail to in the last hour, per minute (`postwerk.domain.sending_rate`),
+# written by the rate-limit service (`postwerk.ratelimit`) at the end of every message sent through
+# submission: one row per account, locked, read and rewritten in one short transaction. Keyed by the
+# account's id (a mailbox's or a delivery box's, so no foreign key); a row whose newest count has left the
+# window holds nothing and is pruned by the service (`newest_slot`, a minute number, indexed for that).
+sending_windows = Table(
+    "sending_windows",
+    metadata,
+    Column("account_id", String(UUID_LENGTH), primary_key=True),
+    Column("counts", Text, nullable=False),
+    Column("newest_slot", BigInteger, nullable=False),
+    Index("ix_sending_windows_newest_slot", "newest_slot"),
 )
 
 sender_rules = Table(

@@ -1,0 +1,43 @@
+"""`python -m postwerk.dkim --socket PATH [--group GROUP]`: the submission milter (header From: check and
+DKIM signing, `postwerk.dkim.milter`). The mail stack starts it under its supervisor; the database comes
+from Postwerk's settings (POSTWERK_DATABASE_URL or the SQLite database in POSTWERK_DATA_DIR)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from postwerk.dkim.milter import Lookups, SubmissionMilter, Verdict
+from postwerk.dkim.protocol import MAX_PACKET
+from postwerk.dkim.signing import signature
+from postwerk.service_main import start_socket_service
+from postwerk.store.dkim_keys import signing_key
+from postwerk.store.mail_lookups import SenderLookup
+from postwerk.store.repository import Database
+from postwerk.unix_sockets import serve_unix
+
+log = logging.getLogger("postwerk.dkim")
+
+
+def milter_for(database: Database) -> SubmissionMilter:
+    def reading(decide: Callable[[Lookups], Verdict]) -> Verdict:
+        with database.read() as connection:
+            return decide(Lookups(SenderLookup(connection), lambda domain: signing_key(connection, domain)))
+
+    return SubmissionMilter(reading, inline=database.reads_inline, sign=signature)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    service = start_socket_service(
+        "python -m postwerk.dkim", argv, client="Postfix", group_help="Postfix's mail_owner's", pool_size=4
+    )
+    milter = milter_for(service.database)
+    asyncio.run(
+        serve_unix(service.socket, milter.handle, group=service.group, mode=0o660, log=log, limit=MAX_PACKET)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

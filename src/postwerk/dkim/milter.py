@@ -1,0 +1,210 @@
+"""The submission milter: for each message, the header `From:` check at the end of the headers, the DKIM
+signature at the end of the body.
+
+- Who sent it: Postfix's macro `{auth_authen}` (sent with MAIL FROM), the SASL login name, which on
+  Postwerk's submission services is the account's id (a mailbox's or a delivery box's; see
+  `postwerk.domain.submission`).
+- May it: the `From:` address (`postwerk.domain.header_from`) must be one the account owns by the same rule
+  as the envelope sender (`postwerk.domain.submission.sender_owners`): a mailbox sends as its own address or
+  one whose forwardAddresses deliver to it, a delivery box as any address of its project's domains.
+  Otherwise `553 5.7.1` with the reason, and Postfix refuses the message at the end of DATA.
+- The signature: with the active key of the From: domain, read from the database for every message (one
+  index probe), so a new domain or a rotated key signs the very next message on every mail node, with no
+  restart and no cache to go stale. A domain with no key yet (added before DKIM, records never read) sends
+  unsigned.
+
+Fails closed: a database that does not answer, or a signature that cannot be made, answers `451 4.3.0`
+(the client tries again later) rather than letting mail out unchecked or unsigned; so does Postfix itself
+when the milter is unreachable (`milter_default_action = tempfail`, Postfix's default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from postwerk.dkim import protocol
+from postwerk.dkim.protocol import ProtocolError
+from postwerk.domain.header_from import HeaderRefused, header_from
+from postwerk.domain.submission import SenderLookup, sender_owners
+from postwerk.store.dkim_keys import SigningKey
+from postwerk.unix_sockets import close_writer
+
+log = logging.getLogger("postwerk.dkim")
+
+LOGIN_MACRO = "auth_authen"
+NOT_LOGGED_IN = "530 5.7.0 authentication required"
+TEMPORARY = "451 4.3.0 the sending checks are not available right now; try again later"
+LOOKUP_TIMEOUT = 10.0
+SIGN_TIMEOUT = 60.0
+MAX_MESSAGE = 256 * 1024 * 1024  # beyond any message_size_limit Postfix would let through
+
+
+def not_owned(address: str) -> str:
+    shown = f"<{address}>" if address.isascii() else "the From: address"
+    return (
+        f"553 5.7.1 this login may not send as {shown} (header From:): a mailbox sends as its own address"
+        " or one that forwards to it, a delivery box as any address of its project's domains"
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the end of the headers decided: refuse with `reply`, or go on (and sign with `key`)."""
+
+    reply: str | None = None
+    key: SigningKey | None = None
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """The store's answers for one message, on one read connection (see `__main__`)."""
+
+    lookup: SenderLookup
+    signing_key: Callable[[str], SigningKey | None]
+
+
+# Runs `decide` with the store's lookups on one read connection (blocking).
+Reading = Callable[[Callable[[Lookups], Verdict]], Verdict]
+
+
+def decide(login: str | None, from_values: Sequence[str], lookups: Lookups) -> Verdict:
+    if not login:
+        return Verdict(NOT_LOGGED_IN)
+    try:
+        address = header_from(from_values)
+    except HeaderRefused as refused:
+        return Verdict(refused.reply)
+    if login not in sender_owners(address.ascii_route, lookups.lookup):
+        return Verdict(not_owned(address.ascii_route))
+    return Verdict(key=lookups.signing_key(address.domain.ascii))
+
+
+@dataclass
+class _Message:
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytearray = field(default_factory=bytearray)
+    verdict: Verdict | None = None
+
+
+class SubmissionMilter:
+    def __init__(
+        self,
+        reading: Reading,
+        *,
+        inline: bool,
+        sign: Callable[[Sequence[tuple[bytes, bytes]], bytes, SigningKey], bytes],
+    ) -> None:
+        # inline: SQLite answers faster than a thread hop; PostgreSQL's round trips must not block the loop.
+        self._reading = reading
+        self._inline = inline
+        self._sign = sign
+
+    def _verdict_blocking(self, login: str | None, headers: Sequence[tuple[bytes, bytes]]) -> Verdict:
+        # Bytes that are no UTF-8 can only be in a display name of a valid address (never looked at); in
+        # the address itself they name nobody's address and are refused as such.
+        from_values = [value.decode("utf-8", "replace") for name, value in headers if name.lower() == b"from"]
+        return self._reading(lambda lookups: decide(login, from_values, lookups))
+
+    async def _verdict(self, login: str | None, headers: Sequence[tuple[bytes, bytes]]) -> Verdict:
+        try:
+            if self._inline:
+                return self._verdict_blocking(login, headers)
+            return await asyncio.wait_for(
+                asyncio.to_thread(self._verdict_blocking, login, headers), timeout=LOOKUP_TIMEOUT
+            )
+        except Exception as error:  # the store away or a bug: never let the message pass unchecked
+            log.error("sender check failed (%s: %s): answering 451", type(error).__name__, error)
+            return Verdict(TEMPORARY)
+
+    async def _signature(self, message: _Message) -> bytes | None:
+        verdict = message.verdict
+        if verdict is None or verdict.key is None:
+            return None
+        return await asyncio.wait_for(
+            asyncio.to_thread(self._sign, message.headers, bytes(message.body), verdict.key),
+            timeout=SIGN_TIMEOUT,
+        )
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._converse(reader, writer)
+        except ProtocolError as error:
+            log.warning("closing a milter connection: %s", error)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            await close_writer(writer)
+
+    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        agreed_steps = 0
+        macros: dict[str, str] = {}
+        message = _Message()
+        size = 0
+        while (packet := await protocol.read_packet(reader)) is not None:
+            command = packet.command
+            if command == protocol.QUIT:
+                return
+            if command == protocol.OPTION_NEGOTIATION:
+                answer, agreed_steps = protocol.negotiate(packet.data)
+                writer.write(answer)
+            elif command == protocol.MACRO:
+                macros.update(protocol.macros(packet.data))
+            elif command == protocol.QUIT_NEW_CONNECTION:
+                macros, message, size = {}, _Message(), 0
+            elif command in (protocol.ABORT, protocol.MAIL):
+                # A new message: what belonged to the last one goes (MAIL's own macros came just before it).
+                message, size = _Message(), 0
+                if command == protocol.ABORT:
+                    for macro in (LOGIN_MACRO, "i", "mail_addr"):
+                        macros.pop(macro, None)
+                else:
+                    writer.write(protocol.encode(protocol.CONTINUE))
+            elif command == protocol.HEADER:
+                name, value = protocol.header(packet.data)
+                size += len(name) + len(value)
+                message.headers.append((name, value))
+                if not agreed_steps & protocol.NO_REPLY_HEADERS:
+                    writer.write(protocol.encode(protocol.CONTINUE))
+            elif command == protocol.END_OF_HEADERS:
+                message.verdict = await self._verdict(macros.get(LOGIN_MACRO), message.headers)
+                writer.write(self._answer(message.verdict, macros))
+            elif command == protocol.BODY:
+                size += len(packet.data)
+                if size > MAX_MESSAGE:
+                    raise ProtocolError("message larger than any Postfix would accept")
+                message.body += packet.data
+                writer.write(protocol.encode(protocol.CONTINUE))
+            elif command == protocol.END_OF_BODY:
+                message.body += packet.data
+                writer.write(await self._end_of_message(message, macros))
+                message, size = _Message(), 0
+            else:  # CONNECT, HELO, RCPT, DATA, UNKNOWN when the MTA sends them after all
+                writer.write(protocol.encode(protocol.CONTINUE))
+            await writer.drain()
+
+    def _answer(self, verdict: Verdict, macros: dict[str, str]) -> bytes:
+        if verdict.reply is None:
+            return protocol.encode(protocol.CONTINUE)
+        log.info("refused (queue id %s): %s", macros.get("i", "?"), verdict.reply)
+        return protocol.reply_code(verdict.reply)
+
+    async def _end_of_message(self, message: _Message, macros: dict[str, str]) -> bytes:
+        if message.verdict is None:  # the MTA skipped the end of the headers: judge the message now
+            message.verdict = await self._verdict(macros.get(LOGIN_MACRO), message.headers)
+        if message.verdict.reply is not None:
+            return self._answer(message.verdict, macros)
+        try:
+            value = await self._signature(message)
+        except Exception as error:
+            log.error("signing failed (%s: %s): answering 451", type(error).__name__, error)
+            return protocol.reply_code(TEMPORARY)
+        if value is None:
+            log.info("queue id %s: no DKIM key for the From: domain, sent unsigned", macros.get("i", "?"))
+            return protocol.encode(protocol.CONTINUE)
+        key = message.verdict.key
+        assert key is not None
+        log.debug("queue id %s: signed for %s, selector %s", macros.get("i", "?"), key.domain, key.selector)
+        return protocol.insert_header(0, b"DKIM-Signature", value) + protocol.encode(protocol.CONTINUE)
