@@ -146,6 +146,9 @@ def measure(name: str, mail: MailStack, boxes: list[Box], messages: int) -> Run:
     _wait_delivered([mail.layout.boxes / boxes[-1].mailbox_id / "Maildir" / "new"], time.perf_counter())
     time.sleep(1.0)
     folders = [mail.layout.boxes / box.mailbox_id / "Maildir" / "new" for box in boxes[:messages]]
+    # Every stack starts with nothing left to write back (the bulk load, the previous stack's files): the
+    # kernel's writeback would otherwise run during whichever measurement comes next.
+    os.sync()
     cpu_before, busy_before = _cpu_by_name(), _busy_ticks()
     started = time.perf_counter()
     # smtp-source -N numbers recipients from 1: message n goes to "{n}u@DOMAIN", boxes[n - 1].
@@ -203,9 +206,11 @@ def prepared(kind: str, folder: Path, total: int) -> Iterator[tuple[MailStack, l
         yield mail, boxes
 
 
-def one_round(kinds: list[str], total: int, messages: int) -> dict[str, Run]:
+def one_round(kinds: list[str], total: int, messages: int, number: int) -> dict[str, Run]:
+    """Each stack once, in an order that turns by one each round: the machine drifts (seen: the same floor
+    at 137 msg/s in a first round, 76 in a third), and no stack should always run first or last."""
     runs = {}
-    for kind in kinds:
+    for kind in kinds[number % len(kinds) :] + kinds[: number % len(kinds)]:
         with (
             bench_folder(f"postwerk-bench-{kind}-") as folder,
             prepared(kind, folder, total) as (mail, boxes),
@@ -283,7 +288,7 @@ def main() -> int:
     rounds = []
     for number in range(1 if args.quick else args.rounds):
         print(f"round {number + 1}: {total:,} addresses, {messages} messages", flush=True)
-        rounds.append(one_round(kinds, total, messages))
+        rounds.append(one_round(kinds, total, messages, number))
     report(rounds, kinds)
     return 0
 
