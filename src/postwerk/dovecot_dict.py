@@ -1,6 +1,6 @@
 """The server side of Dovecot 2.3's dict protocol (the `proxy:` dict client, lib-dict/dict-client.h): line
 framing, its escaping and the lookup replies. Postwerk's usage dictionary (`postwerk.usage`) and its login
-dictionary (`postwerk.logins`) both speak it; each decides what a line means. Imports nothing of ours.
+dictionary (`postwerk.logins`) both speak it; each decides what a line means.
 
 Every request is one line; a lookup is `L<key>` (Dovecot 2.3.19 may append `\\t<user>`), answered
 `O<value>`, `N` (not found) or `F<error>` (Dovecot then fails the operation as an internal error, which
@@ -10,8 +10,9 @@ is what an unreachable database must be, never "no such user").
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
+
+from postwerk.unix_sockets import close_writer
 
 READ_LIMIT = 64 * 1024  # Dovecot's own DICT_CLIENT_MAX_LINE_LENGTH
 
@@ -66,6 +67,4 @@ async def serve_connection(
     except (ConnectionError, ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError):
         pass  # a line beyond the limit or a client gone: end this connection only
     finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await writer.wait_closed()
+        await close_writer(writer)

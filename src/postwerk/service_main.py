@@ -22,9 +22,9 @@ def _settings() -> Settings:
     return settings
 
 
-def database_from_settings(pool_size: int) -> Database:
-    """Settings and logging, and the database they name."""
-    settings = _settings()
+def database_from_settings(pool_size: int, settings: Settings | None = None) -> Database:
+    """Settings and logging (unless given), and the database they name."""
+    settings = settings or _settings()
     return Database(create_db_engine(settings.effective_database_url, pool_size=pool_size))
 
 
@@ -54,5 +54,4 @@ def start_socket_service(
         arguments(parser)
     args = parser.parse_args(argv)
     settings = _settings()
-    database = Database(create_db_engine(settings.effective_database_url, pool_size=pool_size))
-    return SocketService(args.socket, args.group, args, settings, database)
+    return SocketService(args.socket, args.group, args, settings, database_from_settings(pool_size, settings))

@@ -412,7 +412,7 @@ def test_what_the_servers_cannot_fold(engine: Engine, seeded: Seeded, tmp_path: 
 
 
 def _tables(engine: Engine) -> Tables:
-    return Tables(engine, SrsKey(b"k" * 32), "mx.postwerk.test")
+    return Tables(Database(engine), SrsKey(b"k" * 32), "mx.postwerk.test")
 
 
 def _nfd(text: str) -> str:

@@ -18,6 +18,7 @@ from postwerk.service import delivery_boxes, mail_addresses, projects, provider
 from postwerk.service.access import ADMIN
 from postwerk.store import repository
 from postwerk.store.mail_lookups import find_account, find_delivery_box_login
+from postwerk.store.repository import Database
 from tests.store.conftest import HostedProject
 
 PASSWORD = "a long secret"
@@ -45,7 +46,7 @@ def _document(hosted: HostedProject, address_id: str) -> dict[str, object]:
 def test_a_mailbox_and_a_delivery_box_are_suspended_on_their_own(
     engine: Engine, hosted: HostedProject
 ) -> None:
-    tables = Tables(engine, SrsKey(b"k" * 32), "mx.postwerk.test")
+    tables = Tables(Database(engine), SrsKey(b"k" * 32), "mx.postwerk.test")
     info = _mailbox(hosted, f"Info@{hosted.domain}")
     bob = _mailbox(hosted, f"bob@{hosted.domain}")
     box = delivery_boxes.create(hosted.context, ADMIN, hosted.project_id, "app", PASSWORD)
@@ -91,7 +92,7 @@ def test_a_mailbox_and_a_delivery_box_are_suspended_on_their_own(
 def test_a_project_suspension_covers_every_account_and_later_ones(
     engine: Engine, hosted: HostedProject
 ) -> None:
-    tables = Tables(engine, SrsKey(b"k" * 32), "mx.postwerk.test")
+    tables = Tables(Database(engine), SrsKey(b"k" * 32), "mx.postwerk.test")
     info = _mailbox(hosted, f"info@{hosted.domain}")
     muted = _mailbox(hosted, f"muted@{hosted.domain}")
     provider.set_mailbox_sending(hosted.context, muted, enabled=False)  # the customer's own choice

@@ -14,6 +14,7 @@ from postwerk.mailstack.tables import Tables, answer
 from postwerk.service import delivery_boxes, mail_addresses, projects
 from postwerk.service.access import ADMIN
 from postwerk.store import repository
+from postwerk.store.repository import Database
 from tests.store.conftest import HostedProject
 
 PASSWORD = "a long secret"
@@ -56,7 +57,7 @@ def test_sender_owners_and_sending_disabled(engine: Engine, hosted: HostedProjec
     projects.add_domain(hosted.context, other_domain, other_id)
     other_box = delivery_boxes.create(hosted.context, ADMIN, other_id, "other app", PASSWORD)
 
-    tables = Tables(engine, SrsKey(b"k" * 32), "mx.postwerk.test")
+    tables = Tables(Database(engine), SrsKey(b"k" * 32), "mx.postwerk.test")
     ascii_idn = idn.encode("idna").decode()
     expected = {
         f"info@{domain}": [info, box],

@@ -4,32 +4,29 @@ supervisor; the database comes from Postwerk's settings (POSTWERK_DATABASE_URL o
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 from postwerk.domain.submission import Account
 from postwerk.dovecot_dict import READ_LIMIT
 from postwerk.logins.dict_server import LoginDictionary, handle
-from postwerk.settings import Settings
-from postwerk.store.db import create_db_engine
+from postwerk.service_main import start_socket_service
 from postwerk.store.mail_lookups import find_delivery_box_login, find_login
-from postwerk.store.repository import Database
 from postwerk.unix_sockets import serve_unix
 
 log = logging.getLogger("postwerk.logins")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m postwerk.logins")
-    parser.add_argument("--socket", required=True, type=Path, help="unix socket Dovecot's auth connects to")
-    parser.add_argument("--group", help="group that may connect (the database group: it reads hashes)")
-    args = parser.parse_args(argv)
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    database = Database(create_db_engine(settings.effective_database_url, pool_size=4))
+    service = start_socket_service(
+        "python -m postwerk.logins",
+        argv,
+        client="Dovecot's auth",
+        group_help="the database group: it reads hashes",
+        pool_size=4,
+    )
+    database = service.database
 
     def lookup(key: str) -> tuple[str, str | None] | None:
         with database.read() as connection:
@@ -45,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         await handle(dictionary, reader, writer)
 
     asyncio.run(
-        serve_unix(args.socket, on_connection, group=args.group, mode=0o660, log=log, limit=READ_LIMIT)
+        serve_unix(service.socket, on_connection, group=service.group, mode=0o660, log=log, limit=READ_LIMIT)
     )
     return 0
 

@@ -53,7 +53,7 @@ class PostfixQueue:
     def __init__(self, config_dir: Path) -> None:
         self.config_dir = config_dir
 
-    def _run(self, program: Path, *arguments: str, stdin: str | None = None) -> str:
+    def _run(self, program: Path, *arguments: str, stdin: str | None = None, with_stderr: bool = True) -> str:
         if not (self.config_dir / "main.cf").exists():
             raise QueueError(f"no Postfix configuration in {self.config_dir}")
         try:
@@ -70,20 +70,12 @@ class PostfixQueue:
         if result.returncode != 0:
             detail = result.stderr.strip() or result.stdout.strip() or f"exit status {result.returncode}"
             raise QueueError(f"{program.name}: {detail}")
-        return result.stdout + result.stderr
+        return result.stdout + result.stderr if with_stderr else result.stdout
 
     def messages(self) -> list[QueuedMessage]:
         """Every queued message (while Postfix is down too: postqueue then reads the queue itself)."""
-        result = subprocess.run(
-            [str(POSTQUEUE), "-c", str(self.config_dir), "-j"],
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise QueueError(f"postqueue: {result.stderr.strip() or result.returncode}")
-        return parse_postqueue_json(result.stdout)
+        # Its warnings on stderr would break the JSON.
+        return parse_postqueue_json(self._run(POSTQUEUE, "-j", with_stderr=False))
 
     def flush(self, queue_ids: Sequence[str] | None = None) -> None:
         """Retry deferred mail now: all of it (None), or the given messages."""

@@ -35,8 +35,6 @@ import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sqlalchemy import Engine
-
 from postwerk.domain.addresses import parse_domain
 from postwerk.domain.delivery_quota import recipient_keys
 from postwerk.domain.errors import DomainError
@@ -45,7 +43,8 @@ from postwerk.domain.submission import sender_owners, sending_refusal
 from postwerk.service_main import start_socket_service
 from postwerk.store import repository as repo
 from postwerk.store.mail_lookups import SenderLookup, find_account
-from postwerk.unix_sockets import Handler, serve_unix
+from postwerk.store.repository import Database
+from postwerk.unix_sockets import Handler, close_writer, serve_unix
 
 log = logging.getLogger("postwerk.mailstack.tables")
 
@@ -76,10 +75,18 @@ def ensure_secret(path: Path) -> bytes:
 class Tables:
     """The answers, apart from the wire protocol (tests call them directly)."""
 
-    def __init__(self, engine: Engine, key: SrsKey, srs_domain: str) -> None:
-        self.engine = engine
+    def __init__(self, database: Database, key: SrsKey, srs_domain: str) -> None:
+        self.database = database
         self.key = key
         self.srs_domain = srs_domain.lower()
+        self._handlers: dict[str, Callable[[str], str | None]] = {
+            "srs-forward": self.srs_forward,
+            "srs-reverse": self.srs_reverse,
+            "address-key": self.address_key,
+            "domain-key": self.domain_key,
+            "sender-owners": self.sender_owners,
+            "sending-disabled": self.sending_disabled,
+        }
 
     def is_hosted(self, domain: str) -> bool:
         try:
@@ -88,7 +95,7 @@ class Tables:
             return False
         if ascii_name == self.srs_domain:
             return True
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             return repo.find_domain(connection, ascii_name) is not None
 
     def srs_forward(self, sender: str) -> str | None:
@@ -103,12 +110,12 @@ class Tables:
         return self.key.reverse(recipient, self.srs_domain)
 
     def sender_owners(self, sender: str) -> str | None:
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             owners = sender_owners(sender, SenderLookup(connection))
         return ",".join(owners) if owners else None
 
     def sending_disabled(self, login: str) -> str | None:
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             return sending_refusal(find_account(connection, login.strip().lower()))
 
     def address_key(self, recipient: str) -> str | None:
@@ -117,7 +124,7 @@ class Tables:
         keys = recipient_keys(recipient)
         if keys is None or keys.exact == recipient:
             return None
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             if any(repo.address_key_taken(connection, key) for key in keys.address_keys):
                 return keys.exact
         return None
@@ -133,15 +140,7 @@ class Tables:
         return ascii_name
 
     def lookup(self, name: str, key: str) -> str | None:
-        handlers: dict[str, Callable[[str], str | None]] = {
-            "srs-forward": self.srs_forward,
-            "srs-reverse": self.srs_reverse,
-            "address-key": self.address_key,
-            "domain-key": self.domain_key,
-            "sender-owners": self.sender_owners,
-            "sending-disabled": self.sending_disabled,
-        }
-        handler = handlers.get(name)
+        handler = self._handlers.get(name)
         if handler is None:
             raise KeyError(name)
         return handler(key)
@@ -197,7 +196,7 @@ def handler(tables: Tables, *, inline: bool) -> Handler:
         except (OSError, ValueError, asyncio.IncompleteReadError, TimeoutError) as error:
             log.debug("socketmap connection closed: %s", type(error).__name__)
         finally:
-            writer.close()
+            await close_writer(writer)
 
     return handle
 
@@ -220,11 +219,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         pool_size=4,
         arguments=arguments,
     )
-    engine = service.database.engine
-    tables = Tables(engine, SrsKey(ensure_secret(service.args.srs_secret)), service.args.srs_domain)
-    inline = engine.dialect.name == "sqlite"
+    database = service.database
+    tables = Tables(database, SrsKey(ensure_secret(service.args.srs_secret)), service.args.srs_domain)
     asyncio.run(
-        serve_unix(service.socket, handler(tables, inline=inline), group=service.group, mode=0o660, log=log)
+        serve_unix(
+            service.socket,
+            handler(tables, inline=database.reads_inline),
+            group=service.group,
+            mode=0o660,
+            log=log,
+        )
     )
     return 0
 

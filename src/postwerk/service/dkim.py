@@ -19,7 +19,7 @@ from postwerk.domain.dns_records import DnsRecord, PublicHost, records_for
 from postwerk.domain.errors import Conflict, NotFound, ValidationFailed
 from postwerk.service import Context, new_id, now
 from postwerk.service.access import Caller
-from postwerk.service.projects import visible_project
+from postwerk.service.projects import insert_first_dkim_key, visible_project
 from postwerk.store import dkim_keys as keys
 from postwerk.store import repository as repo
 from postwerk.store.dkim_keys import StoredKey
@@ -71,16 +71,7 @@ def _ensure_keys(ctx: Context, rows: Sequence[Row[Any]]) -> dict[str, list[Store
         try:
             with ctx.db.write() as connection:
                 if not keys.keys_of_domain(connection, domain_id):
-                    timestamp = now()
-                    keys.insert_key_pair(
-                        connection,
-                        key_id=new_id(),
-                        domain_id=domain_id,
-                        selector=new_selector(timestamp, ()),
-                        pair=pair,
-                        status=KeyStatus.ACTIVE,
-                        made_at=timestamp,
-                    )
+                    insert_first_dkim_key(connection, domain_id, pair)
         except IntegrityError as error:
             # Another reader made its key at the same moment (or the domain went away): read what is there.
             if not repo.is_unique_violation(error) and "foreign key" not in str(error.orig).lower():

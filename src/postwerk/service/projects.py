@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from postwerk.domain.addresses import DomainName, parse_domain
-from postwerk.domain.dkim import KeyStatus, new_key_pair, new_selector
+from postwerk.domain.dkim import KeyPair, KeyStatus, new_key_pair, new_selector
 from postwerk.domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from postwerk.domain.names import is_project_reference, new_project_short_id
 from postwerk.domain.text import require_safe_text
@@ -139,17 +139,22 @@ def add_domain(ctx: Context, name: str, project_reference: str) -> DomainName:
                 "created_at": now(),
             },
         )
-        timestamp = now()
-        dkim_keys.insert_key_pair(
-            connection,
-            key_id=new_id(),
-            domain_id=domain_id,
-            selector=new_selector(timestamp, ()),
-            pair=key_pair,
-            status=KeyStatus.ACTIVE,
-            made_at=timestamp,
-        )
+        insert_first_dkim_key(connection, domain_id, key_pair)
     return domain
+
+
+def insert_first_dkim_key(connection: Connection, domain_id: str, pair: KeyPair) -> None:
+    """A domain's first DKIM key, active at once (its selector names this month)."""
+    timestamp = now()
+    dkim_keys.insert_key_pair(
+        connection,
+        key_id=new_id(),
+        domain_id=domain_id,
+        selector=new_selector(timestamp, ()),
+        pair=pair,
+        status=KeyStatus.ACTIVE,
+        made_at=timestamp,
+    )
 
 
 def remove_domain(ctx: Context, name: str, *, with_addresses: bool) -> int:

@@ -466,21 +466,26 @@ def store_address_document(connection: Connection, address_id: str) -> None:
 
 
 def store_stale_documents_after(connection: Connection, after_id: str, limit: int) -> tuple[str | None, int]:
-    """Store the documents of the addresses among the next `limit` by id (after `after_id`) whose stored
-    document is missing or of another shape. Returns the last id looked at (None when there were none) and
-    how many were stored: a caller walks the table once, batch by batch."""
+    """Store the documents of the next `limit` addresses by id (after `after_id`) whose stored document is
+    missing or of another shape. Returns the last id stored (None when there were none left) and how many:
+    a caller walks the stale rows once, batch by batch (no batch at all when none is stale)."""
     c = mail_addresses.c
-    rows = connection.execute(
-        select(c.id, c.document_version).where(c.id > after_id).order_by(c.id).limit(limit)
-    ).all()
-    if not rows:
-        return None, 0
     version = MAIL_ADDRESS_DOCUMENT.version(connection.dialect)
-    stale = [row.id for row in rows if row.document_version != version]
-    if stale:
-        values = MAIL_ADDRESS_DOCUMENT.refresh_values(connection.dialect)
-        connection.execute(update(mail_addresses).where(c.id.in_(stale)).values(values))
-    return str(rows[-1].id), len(stale)
+    stale = (
+        connection.execute(
+            select(c.id)
+            .where(c.id > after_id, or_(c.document_version.is_(None), c.document_version != version))
+            .order_by(c.id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    if not stale:
+        return None, 0
+    values = MAIL_ADDRESS_DOCUMENT.refresh_values(connection.dialect)
+    connection.execute(update(mail_addresses).where(c.id.in_(stale)).values(values))
+    return str(stale[-1]), len(stale)
 
 
 # Built once per shape of request (filters, sort, document, dialect): building a statement costs more than
