@@ -49,6 +49,26 @@ def lookup_key(local_part: str, ascii_domain: str) -> str:
     return f"{unicodedata.normalize('NFC', folded)}@{ascii_domain.lower()}"
 
 
+def envelope_domain(domain: str) -> str | None:
+    """The A-label form of a domain as an SMTP envelope writes it (either form, any case, a trailing dot),
+    or None when IDNA refuses it. Lenient where `parse_domain` is strict: mail servers ask about whatever
+    clients send, and an answer of "no such domain" is all a bad one needs."""
+    domain = domain.rstrip(".")
+    if not domain:
+        return None
+    if domain.isascii():
+        return domain.lower()
+    try:
+        return idna.encode(domain, uts46=True, transitional=False).decode("ascii").lower()
+    except (idna.IDNAError, UnicodeError):
+        return None
+
+
+def without_angle_brackets(address: str) -> str:
+    """An envelope address as written in SMTP (`<a@b>`) or bare."""
+    return address[1:-1] if address.startswith("<") and address.endswith(">") else address
+
+
 def parse_domain(text: str, path: str = ".domain") -> DomainName:
     """A hosted domain from Unicode or A-label input, in both forms."""
     require_safe_text(text, path, max_length=253)

@@ -26,9 +26,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import idna
-
-from postwerk.domain.addresses import lookup_key
+from postwerk.domain.addresses import envelope_domain, lookup_key, without_angle_brackets
 from postwerk.domain.quotas import UNLIMITED
 
 RECIPIENT_DELIMITER = "+"  # main.cf's recipient_delimiter
@@ -87,29 +85,15 @@ class Found:
 Lookup = Callable[[Sequence[str], Sequence[str]], Found]
 
 
-def _ascii_domain(domain: str) -> str | None:
-    domain = domain.rstrip(".")
-    if not domain:
-        return None
-    if domain.isascii():
-        return domain.lower()
-    try:
-        return idna.encode(domain, uts46=True, transitional=False).decode("ascii").lower()
-    except (idna.IDNAError, UnicodeError):
-        return None
-
-
 def recipient_keys(recipient: str) -> RecipientKeys | None:
     """The lookup keys of an envelope recipient (Unicode or A-label domain, any case), or None when it
     cannot be a hosted address (no `@`, no local part, a domain that is no domain, far too long)."""
     if not recipient or len(recipient) > MAX_RECIPIENT_LENGTH:
         return None
-    if recipient.startswith("<") and recipient.endswith(">"):
-        recipient = recipient[1:-1]
-    local_part, at, domain = recipient.rpartition("@")
+    local_part, at, domain = without_angle_brackets(recipient).rpartition("@")
     if not at or not local_part:
         return None
-    ascii_domain = _ascii_domain(domain)
+    ascii_domain = envelope_domain(domain)
     if ascii_domain is None:
         return None
     exact = lookup_key(local_part, ascii_domain)

@@ -15,9 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-import idna
-
-from postwerk.domain.addresses import lookup_key
+from postwerk.domain.addresses import envelope_domain, lookup_key, without_angle_brackets
 from postwerk.domain.errors import ValidationFailed
 
 NULL_SENDER = ""
@@ -40,22 +38,14 @@ class QueuedMessage:
 
 
 def _ascii_domain(domain: str) -> str:
-    domain = domain.rstrip(".")
-    if domain.isascii():
-        return domain.lower()
-    try:
-        return idna.encode(domain, uts46=True, transitional=False).decode("ascii").lower()
-    except (idna.IDNAError, UnicodeError):
-        # Not a domain IDNA accepts (a queue holds what clients sent): compared as written, case-folded.
-        return unicodedata.normalize("NFC", domain).casefold()
+    # Not a domain IDNA accepts (a queue holds what clients sent): compared as written, case-folded.
+    return envelope_domain(domain) or unicodedata.normalize("NFC", domain.rstrip(".")).casefold()
 
 
 def sender_key(sender: str) -> str:
     """What a sender is compared by: its lookup key (case-folded local part, A-label domain); the null
     sender is ""."""
-    sender = sender.strip()
-    if sender.startswith("<") and sender.endswith(">"):
-        sender = sender[1:-1].strip()
+    sender = without_angle_brackets(sender.strip()).strip()
     if not sender:
         return NULL_SENDER
     local_part, at, domain = sender.rpartition("@")

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from postwerk.domain.addresses import envelope_domain, without_angle_brackets
 from postwerk.domain.delivery_quota import recipient_keys
 
 SMTP_SERVICE = "smtp"  # the service name Postfix's Dovecot SASL client sends (Dovecot's %s)
@@ -102,12 +103,10 @@ def _first(keys: Sequence[str], found: Mapping[str, SenderAddress]) -> SenderAdd
 def sender_owners(sender: str, lookup: SenderLookup) -> list[str]:
     """The account ids that may send as envelope sender `sender` (any spelling; `@domain` asks for the
     domain-wide owners, the delivery boxes), in a stable order; empty when nobody may."""
-    sender = unicodedata.normalize("NFC", sender.strip())
-    if sender.startswith("<") and sender.endswith(">"):
-        sender = sender[1:-1]
+    sender = without_angle_brackets(unicodedata.normalize("NFC", sender.strip()))
     if sender.startswith("@"):
-        domain_keys = recipient_keys("x" + sender)
-        return _unique(lookup.delivery_boxes(domain_keys.domain)) if domain_keys else []
+        domain = envelope_domain(sender[1:])
+        return _unique(lookup.delivery_boxes(domain)) if domain else []
     keys = recipient_keys(sender)
     if keys is None:
         return []
