@@ -236,7 +236,7 @@ def cmd_mail_services(args: argparse.Namespace) -> int:
 
     from postwerk.mailstack.layout import SYSTEM_ACCOUNTS, Layout
     from postwerk.mailstack.permissions import MailSetupError
-    from postwerk.mailstack.stack import READY_TIMEOUT, MailStack, _wait_for_socket
+    from postwerk.mailstack.stack import READY_TIMEOUT, MailStack
     from postwerk.mailstack.supervisor import Supervisor
 
     settings = _settings(args, log_level=args.log_level, **_mail_settings(args))
@@ -257,8 +257,7 @@ def cmd_mail_services(args: argparse.Namespace) -> int:
     try:
         supervisor.start()
         deadline = time.monotonic() + READY_TIMEOUT
-        for path in stack.socket_paths():
-            _wait_for_socket(path, deadline)
+        stack.wait_for_services(deadline)
         print(f"postwerk: mail services up, sockets in {layout.services}", flush=True)
         _wait_for_termination()
     except MailSetupError as error:

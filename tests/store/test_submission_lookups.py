@@ -92,10 +92,10 @@ def test_sender_owners_and_sending_disabled(engine: Engine, hosted: HostedProjec
 def test_the_sender_lookups_are_index_probes(engine: Engine) -> None:
     if engine.dialect.name != "sqlite":
         return
-    from postwerk.store.mail_lookups import _DOMAIN_DELIVERY_BOXES, _SENDER_ADDRESSES
+    from postwerk.store.mail_lookups import _DOMAIN_DELIVERY_BOXES, _sender_addresses_statement
 
     for statement in (
-        _SENDER_ADDRESSES.params(keys=["a@b.example"]),
+        _sender_addresses_statement(1).params(key0="a@b.example"),
         _DOMAIN_DELIVERY_BOXES.params(domain="b.example"),
     ):
         compiled = statement.compile(

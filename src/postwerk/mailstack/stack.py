@@ -225,28 +225,38 @@ class MailStack:
     def services(self) -> list[ChildSpec]:
         """Postwerk's own services for the mail servers, with the sockets the rendered configuration
         names (also what `postwerk mail-services` runs beside the system-wide Postfix and Dovecot)."""
-        return [
-            self._service("policy", "postwerk.policy", self.layout.policy_socket, self._postfix_group()),
-            self._service("usage", "postwerk.usage", self.layout.usage_socket, self.accounts.mail_group),
-            # Dovecot's passdb (its auth workers run as root; the group may read the hashes anyway).
-            self._service("logins", "postwerk.logins", self.layout.logins_socket, self.accounts.db_group),
-            self._tables_service(),
-            # The submission services' milter (header From: check, DKIM signing): Postfix's cleanup and
-            # smtpd connect to it; it reads the DKIM keys, which only root and the database group may.
-            self._service("dkim", "postwerk.dkim", self.layout.dkim_socket, self._postfix_group()),
-            # The submission services' sending rate limits (smtpd_end_of_data_restrictions).
-            self._ratelimit_service(),
-            self._sweep_service(),
-        ]
+        return [spec for spec, _ in self._socket_services()] + [self._sweep_service()]
 
     def socket_paths(self) -> list[Path]:
+        return [socket for _, socket in self._socket_services()]
+
+    def wait_for_services(self, deadline: float) -> None:
+        """Until every service of Postwerk's listens on its socket (`time.monotonic()` deadline)."""
+        for path in self.socket_paths():
+            _wait_for_socket(path, deadline)
+
+    def _socket_services(self) -> list[tuple[ChildSpec, Path]]:
+        layout, postfix_group = self.layout, self._postfix_group()
         return [
-            self.layout.policy_socket,
-            self.layout.usage_socket,
-            self.layout.logins_socket,
-            self.layout.tables_socket,
-            self.layout.dkim_socket,
-            self.layout.ratelimit_socket,
+            (
+                self._service("policy", "postwerk.policy", layout.policy_socket, postfix_group),
+                layout.policy_socket,
+            ),
+            (
+                self._service("usage", "postwerk.usage", layout.usage_socket, self.accounts.mail_group),
+                layout.usage_socket,
+            ),
+            # Dovecot's passdb (its auth workers run as root; the group may read the hashes anyway).
+            (
+                self._service("logins", "postwerk.logins", layout.logins_socket, self.accounts.db_group),
+                layout.logins_socket,
+            ),
+            (self._tables_service(), layout.tables_socket),
+            # The submission services' milter (header From: check, DKIM signing): Postfix's cleanup and
+            # smtpd connect to it; it reads the DKIM keys, which only root and the database group may.
+            (self._service("dkim", "postwerk.dkim", layout.dkim_socket, postfix_group), layout.dkim_socket),
+            # The submission services' sending rate limits (smtpd_end_of_data_restrictions).
+            (self._ratelimit_service(), layout.ratelimit_socket),
         ]
 
     def _reload_servers(self) -> None:
@@ -287,8 +297,7 @@ class MailStack:
         deadline = time.monotonic() + timeout
         # Postwerk's services first: a probe of a submission port would otherwise meet a milter not yet
         # listening (and Postfix log it).
-        for path in self.socket_paths():
-            _wait_for_socket(path, deadline)
+        self.wait_for_services(deadline)
         for listener in (
             self.settings.smtp,
             self.settings.submission,

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     Connection,
+    Select,
     and_,
     bindparam,
     literal_column,
@@ -80,8 +81,13 @@ def _destinations_statement(keys: int, domain_names: int) -> CompoundSelect[Any]
     return statement
 
 
-def _slots(count: int) -> int:
-    return 1 if count <= 1 else 1 << (count - 1).bit_length()
+def _padded(prefix: str, values: Sequence[str]) -> tuple[int, dict[str, str | None]]:
+    """Bind values `{prefix}0`, `{prefix}1`, ... for an IN list, padded with NULL (which matches no row) to
+    a power of two: the statements built per list length stay few, and each is compiled once."""
+    slots = 1 if len(values) <= 1 else 1 << (len(values) - 1).bit_length()
+    parameters: dict[str, str | None] = {f"{prefix}{n}": None for n in range(slots)}
+    parameters.update({f"{prefix}{n}": value for n, value in enumerate(values)})
+    return slots, parameters
 
 
 def find_destinations(connection: Connection, keys: Sequence[str], domain_names: Sequence[str]) -> Found:
@@ -89,12 +95,9 @@ def find_destinations(connection: Connection, keys: Sequence[str], domain_names:
     usage and forward targets (`domain.delivery_quota.Lookup`)."""
     if not keys and not domain_names:
         return Found()
-    # Lists padded with NULL (which matches no row) to a power of two: a bounded number of statements.
-    key_slots, domain_slots = _slots(len(keys)), _slots(len(domain_names))
-    parameters: dict[str, str | None] = {f"key{n}": None for n in range(key_slots)}
-    parameters.update({f"key{n}": key for n, key in enumerate(keys)})
-    parameters.update({f"domain{n}": None for n in range(domain_slots)})
-    parameters.update({f"domain{n}": name for n, name in enumerate(domain_names)})
+    key_slots, parameters = _padded("key", keys)
+    domain_slots, domain_parameters = _padded("domain", domain_names)
+    parameters.update(domain_parameters)
     rows = driver_rows(connection, _destinations_statement(key_slots, domain_slots), parameters)
     forwards: dict[tuple[str, str | None], list[str]] = {}
     first: dict[tuple[str, str | None], Any] = {}
@@ -206,12 +209,24 @@ def find_account(connection: Connection, account_id: str) -> Account | None:
     return None if box is None else _box_account(box)
 
 
-_SENDER_ADDRESSES = (
-    select(_a.id, _a.lookup_key, _a.is_mailbox, _f.target_key)
-    .select_from(_joined)
-    .where(_a.lookup_key.in_(bindparam("keys", expanding=True)))
-    .order_by(_a.lookup_key, _f.position)
-)
+# By number of key slots (`_padded`), built once: asked on every submitted message, on the driver's cursor.
+_SENDER_ADDRESSES: dict[int, Select[Any]] = {}
+
+
+def _sender_addresses_statement(slots: int) -> Select[Any]:
+    statement = _SENDER_ADDRESSES.get(slots)
+    if statement is None:
+        keys = [bindparam(f"key{n}", type_=_a.lookup_key.type) for n in range(slots)]
+        built: Select[Any] = (
+            select(_a.id, _a.lookup_key, _a.is_mailbox, _f.target_key)
+            .select_from(_joined)
+            .where(_a.lookup_key.in_(keys))
+            .order_by(_a.lookup_key, _f.position)
+        )
+        statement = _SENDER_ADDRESSES[slots] = built
+    return statement
+
+
 _DOMAIN_DELIVERY_BOXES = (
     select(_b.id)
     .select_from(domains.join(delivery_boxes, _b.project_id == domains.c.project_id))
@@ -229,7 +244,8 @@ class SenderLookup:
     def addresses(self, keys: Sequence[str]) -> dict[str, SenderAddress]:
         if not keys:
             return {}
-        rows = self._connection.execute(_SENDER_ADDRESSES, {"keys": list(keys)}).all()
+        slots, parameters = _padded("key", keys)
+        rows = driver_rows(self._connection, _sender_addresses_statement(slots), parameters)
         mailboxes: dict[str, str | None] = {}
         forwards: dict[str, list[str]] = {}
         for row in rows:
