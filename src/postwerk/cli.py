@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -23,6 +23,9 @@ from postwerk.service import mail_addresses as addresses
 from postwerk.service.access import ADMIN
 from postwerk.settings import Settings, load_settings, split_host_port
 from postwerk.store.repository import Page, Sorting
+
+if TYPE_CHECKING:
+    from postwerk.mailstack.layout import Layout
 
 log = logging.getLogger("postwerk")
 
@@ -100,6 +103,19 @@ def _wait_for_termination() -> None:
         threading.Event().wait()
 
 
+def _log_to_stderr(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _system_layout(settings: Settings) -> Layout:
+    """The layout of `config render` and `mail-services`: Debian's Postfix and Dovecot, system-wide."""
+    from postwerk.mailstack.layout import Layout
+
+    return Layout.system(settings.data_dir, settings.tls_cert, settings.tls_key, settings.mail_services_dir)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from postwerk.mailstack.permissions import MailSetupError
     from postwerk.mailstack.stack import MailStack
@@ -107,9 +123,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(
         args, api=args.api, log_level=args.log_level, **{**_public_settings(args), **_mail_settings(args)}
     )
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _log_to_stderr(settings)
     context = build_context(settings)
     stack = MailStack(settings) if settings.runs_mail else None
     # uvicorn, after its own graceful shutdown, raises the signal it caught again: with this handler that
@@ -198,7 +212,7 @@ def _serve_api(context: Context, settings: Settings) -> None:
 
 
 def cmd_config_render(args: argparse.Namespace) -> int:
-    from postwerk.mailstack.layout import SYSTEM_ACCOUNTS, Layout
+    from postwerk.mailstack.layout import SYSTEM_ACCOUNTS
     from postwerk.mailstack.permissions import MailSetupError
     from postwerk.mailstack.render import render
     from postwerk.mailstack.stack import mail_uid, write_files
@@ -209,7 +223,7 @@ def cmd_config_render(args: argparse.Namespace) -> int:
             "the system-wide layout reads PostgreSQL: give --database-url postgresql://... "
             "(the embedded SQLite database is for `postwerk serve`'s own mail servers)"
         )
-    layout = Layout.system(settings.data_dir, settings.tls_cert, settings.tls_key, settings.mail_services_dir)
+    layout = _system_layout(settings)
     out = Path(args.out)
     try:
         uid = mail_uid(SYSTEM_ACCOUNTS)
@@ -234,15 +248,13 @@ def cmd_mail_services(args: argparse.Namespace) -> int:
     supervised, with the sockets the rendered configuration names."""
     import os
 
-    from postwerk.mailstack.layout import SYSTEM_ACCOUNTS, Layout
+    from postwerk.mailstack.layout import SYSTEM_ACCOUNTS
     from postwerk.mailstack.permissions import MailSetupError
     from postwerk.mailstack.stack import READY_TIMEOUT, MailStack
     from postwerk.mailstack.supervisor import Supervisor
 
     settings = _settings(args, log_level=args.log_level, **_mail_settings(args))
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _log_to_stderr(settings)
     if os.geteuid() != 0:
         print(
             "postwerk: mail-services needs root (sockets for the mail servers' groups; the sweep removes"
@@ -250,7 +262,7 @@ def cmd_mail_services(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    layout = Layout.system(settings.data_dir, settings.tls_cert, settings.tls_key, settings.mail_services_dir)
+    layout = _system_layout(settings)
     stack = MailStack(settings, SYSTEM_ACCOUNTS, layout)
     supervisor = Supervisor(stack.services())
     signal.signal(signal.SIGTERM, _raise_terminated)
