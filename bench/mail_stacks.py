@@ -208,9 +208,9 @@ def _floor_submission_master(master_cf: str) -> str:
 
 
 def _floor_dovecot(conf: str, passwd: Path, users: Path) -> str:
-    """Postwerk's dovecot.conf with a passwd-file passdb and userdb, and without the plugin that feeds
-    Postwerk's usage dictionary (quota_clone). Dovecot's own quota accounting (the quota plugin, `count`
-    backend) stays: any Dovecot that keeps mailbox quotas runs it, with or without Postwerk."""
+    """Postwerk's dovecot.conf with a passwd-file passdb and userdb, and Dovecot's own quota accounting (the
+    quota plugin's `count` backend: usage from the indexes) instead of Postwerk's usage dictionary: any
+    Dovecot that keeps mailbox quotas runs one or the other, with or without Postwerk."""
     conf = re.sub(
         r"^passdb \{.*?^\}",
         f"passdb {{\n  driver = passwd-file\n  args = username_format=%u {passwd}\n}}",
@@ -225,10 +225,9 @@ def _floor_dovecot(conf: str, passwd: Path, users: Path) -> str:
         count=1,
         flags=re.MULTILINE | re.DOTALL,
     )
-    conf = re.sub(r"^mail_plugins = .*$", "mail_plugins = $mail_plugins quota", conf, flags=re.MULTILINE)
-    conf = re.sub(r"^\s*quota_clone_dict = .*\n", "", conf, flags=re.MULTILINE)
-    if "driver = passwd-file" not in conf:
-        raise RuntimeError("dovecot.conf has no passdb block to replace: the template changed")
+    conf, quotas = re.subn(r"^(\s*quota = ).*$", r"\1count:User quota", conf, flags=re.MULTILINE)
+    if "driver = passwd-file" not in conf or quotas != 1:
+        raise RuntimeError("dovecot.conf has no passdb block or quota line to replace: the template changed")
     return conf
 
 

@@ -22,6 +22,19 @@ POSTGRES_URL = os.environ.get("POSTWERK_TEST_POSTGRES_URL", "postgresql://postgr
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def unpinged_engine(engine: Engine, application_name: str) -> Engine:
+    """Another pool on `engine`'s PostgreSQL schema, without the ping on checkout (as the mail services and
+    the API's hot reads use), its connections named for `pg_stat_activity` (a test closes them there)."""
+    with engine.connect() as connection:
+        search_path = connection.execute(text("SHOW search_path")).scalar_one()
+    return create_db_engine(
+        engine.url.render_as_string(hide_password=False),
+        pool_size=1,
+        connect_args={"options": f"-csearch_path={search_path}", "application_name": application_name},
+        pre_ping=False,
+    )
+
+
 def missing(reason: str) -> None:
     """Skip with the reason on a developer's machine; under CI a missing prerequisite is a failure."""
     if IN_CI:

@@ -10,9 +10,8 @@ is what an unreachable database must be, never "no such user").
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
-
-from postwerk.unix_sockets import close_writer
 
 READ_LIMIT = 64 * 1024  # Dovecot's own DICT_CLIENT_MAX_LINE_LENGTH
 
@@ -50,21 +49,67 @@ def failed(reason: str) -> str:
     return f"F{escape(reason)}\n"
 
 
-Responder = Callable[[str], Awaitable[str | None]]
+Reply = str | None | Awaitable[str | None]
+Responder = Callable[[str], Reply]
 
 
-async def serve_connection(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, respond: Responder
-) -> None:
-    """Feed each line (without its newline; fields still escaped) to `respond` and send its reply, until
-    Dovecot closes the connection. One line at a time: replies must come in the order of the requests."""
-    try:
-        while raw := await reader.readline():
-            reply = await respond(raw.rstrip(b"\n").decode("utf-8", "replace"))
-            if reply is not None:
-                writer.write(reply.encode())
-                await writer.drain()
-    except (ConnectionError, ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError):
-        pass  # a line beyond the limit or a client gone: end this connection only
-    finally:
-        await close_writer(writer)
+class DictProtocol(asyncio.Protocol):
+    """One Dovecot dict client connection: feeds each line (without its newline; fields still escaped) to
+    `respond` and sends its reply, until Dovecot closes the connection. A reply may be an awaitable (a
+    lookup in a thread, a write to wait for); replies still go out in the order of the requests, as the
+    protocol wants. A protocol rather than streams: Dovecot opens a connection per LDA and per login, and
+    the stream machinery (a task per connection, a coroutine per line) cost more than the answers."""
+
+    def __init__(self, respond: Responder) -> None:
+        self._respond = respond
+        self._transport: asyncio.Transport | None = None
+        self._buffer = b""
+        self._replies: deque[str | asyncio.Future[str | None]] = deque()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        if len(self._buffer) > READ_LIMIT:  # a line beyond Dovecot's own limit: end this connection only
+            self._close()
+            return
+        for raw in lines:
+            reply = self._respond(raw.decode("utf-8", "replace"))
+            if reply is None:
+                continue
+            if isinstance(reply, str):
+                if not self._replies:
+                    self._send(reply)
+                else:
+                    self._replies.append(reply)
+                continue
+            waiting = asyncio.ensure_future(reply)
+            self._replies.append(waiting)
+            waiting.add_done_callback(self._send_ready)
+
+    def _send_ready(self, _done: object = None) -> None:
+        while self._replies:
+            head = self._replies[0]
+            if isinstance(head, str):
+                text: str | None = head
+            elif head.done():
+                text = None if head.cancelled() or head.exception() is not None else head.result()
+            else:
+                return
+            self._replies.popleft()
+            if text is not None:
+                self._send(text)
+
+    def _send(self, text: str) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(text.encode())
+
+    def _close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None

@@ -22,10 +22,14 @@ def _settings() -> Settings:
     return settings
 
 
-def database_from_settings(pool_size: int, settings: Settings | None = None) -> Database:
-    """Settings and logging (unless given), and the database they name."""
+def database_from_settings(
+    pool_size: int, settings: Settings | None = None, *, pre_ping: bool = True
+) -> Database:
+    """Settings and logging (unless given), and the database they name. `pre_ping=False`: for callers that
+    read through `Database.read_with` (which tries once more on a dead connection) and answer a failed
+    write another way."""
     settings = settings or _settings()
-    return Database(create_db_engine(settings.effective_database_url, pool_size=pool_size))
+    return Database(create_db_engine(settings.effective_database_url, pool_size=pool_size, pre_ping=pre_ping))
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,8 @@ def start_socket_service(
     pool_size: int,
     arguments: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> SocketService:
-    """A service on a unix socket: `--socket PATH [--group GROUP]` (and `arguments`' own)."""
+    """A service on a unix socket: `--socket PATH [--group GROUP]` (and `arguments`' own). Its database
+    has no ping on checkout: every read goes through `Database.read_with`."""
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--socket", required=True, type=Path, help=f"unix socket {client} connects to")
     parser.add_argument("--group", help=f"group that may connect ({group_help})")
@@ -54,4 +59,5 @@ def start_socket_service(
         arguments(parser)
     args = parser.parse_args(argv)
     settings = _settings()
-    return SocketService(args.socket, args.group, args, settings, database_from_settings(pool_size, settings))
+    database = database_from_settings(pool_size, settings, pre_ping=False)
+    return SocketService(args.socket, args.group, args, settings, database)

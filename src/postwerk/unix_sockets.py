@@ -32,20 +32,27 @@ def _remove_stale(path: Path) -> None:
 
 async def serve_unix(
     path: Path,
-    handler: Handler,
+    handler: Handler | None = None,
     *,
+    protocol: Callable[[], asyncio.Protocol] | None = None,
     group: str | None,
     mode: int,
     log: logging.Logger,
     limit: int = 64 * 1024,
 ) -> None:
-    """Serve `handler` on the socket at `path` until the process is asked to stop."""
+    """Serve `handler` (streams) or `protocol` (a protocol per connection) on the socket at `path` until the
+    process is asked to stop."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(path)
     # Bound under a restrictive umask, then opened to the group: no moment in which others may connect.
     previous = os.umask(0o177)
     try:
-        server = await asyncio.start_unix_server(handler, path=str(path), limit=limit)
+        if protocol is not None:
+            server = await asyncio.get_running_loop().create_unix_server(protocol, path=str(path))
+        elif handler is not None:
+            server = await asyncio.start_unix_server(handler, path=str(path), limit=limit)
+        else:
+            raise ValueError("serve_unix needs a handler or a protocol")
     finally:
         os.umask(previous)
     if group is not None:

@@ -14,9 +14,9 @@ from starlette.types import Receive, Scope, Send
 
 from postwerk.api.hot_paths import HotReads
 from postwerk.service import projects as project_service
-from postwerk.store.db import create_db_engine
 from postwerk.store.repository import Database
 from tests.api.conftest import LiveServer, Tenant, mailbox_body, serving
+from tests.conftest import unpinged_engine
 
 COMPARED_HEADERS = (
     "content-type",
@@ -163,14 +163,7 @@ def test_a_dropped_connection_of_the_unpinged_pool_costs_no_failed_request(
     engine = live_server.context.db.engine
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite has no server to drop a connection")
-    with engine.connect() as connection:
-        search_path = connection.execute(text("SHOW search_path")).scalar_one()
-    unpinged = create_db_engine(
-        engine.url.render_as_string(hide_password=False),
-        pool_size=1,
-        connect_args={"options": f"-csearch_path={search_path}", "application_name": "postwerk-hot-test"},
-        pre_ping=False,
-    )
+    unpinged = unpinged_engine(engine, "postwerk-hot-test")
     context = replace(live_server.context, db=Database(engine, retried_read_engine=unpinged))
     url = f"/v2/mail-addresses/{addresses[0]}"
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from postwerk.domain.submission import Account
 from postwerk.dovecot_dict import escape, unescape
-from postwerk.logins.dict_server import LoginDictionary, handle, login_key
+from postwerk.logins.dict_server import LoginDictionary, login_key
 
 MAILBOX = "18c2c256-00c4-4aa8-a431-b606b9cf87e3"
 HASH = "{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA"
@@ -111,7 +111,7 @@ def test_dict_lines_over_a_socket(tmp_path: Path) -> None:
 
     async def scenario() -> bytes:
         dictionary = LoginDictionary(_lookup, inline=False)
-        server = await asyncio.start_unix_server(lambda r, w: handle(dictionary, r, w), path=str(path))
+        server = await asyncio.get_running_loop().create_unix_server(dictionary.protocol, path=str(path))
         async with server:
             return await asyncio.to_thread(client)
 

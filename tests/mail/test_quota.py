@@ -11,7 +11,7 @@ from tests.mail.conftest import Hosted, Stack, imap_login, wait_for_messages
 from tests.mail.messages import text_message
 
 PASSWORD = "correct horse battery staple"
-USAGE_TIMEOUT = 20.0  # quota_clone reports at once on a delivery, within 10 s for a mailbox kept open
+USAGE_TIMEOUT = 20.0  # Dovecot reports a delivery or an expunge at once
 FULL = (552, b"5.2.2")
 
 
@@ -187,7 +187,7 @@ def test_usage_follows_an_imap_expunge(stack: Stack, hosted: Hosted) -> None:
         assert client.select("INBOX")[0] == "OK"
         assert client.store("1", "+FLAGS", "(\\Deleted)")[0] == "OK"
         assert client.expunge()[0] == "OK"
-        # Kept open on purpose: quota_clone reports a mailbox a client keeps open within seconds too.
+        # Kept open on purpose: the expunge is reported while a client keeps the mailbox open.
         after = _wait_for_usage(stack, hosted, box_id, sum(_sizes(stack, address)))
     finally:
         client.logout()

@@ -1,5 +1,6 @@
-"""The usage dictionary with the very lines Dovecot 2.3.19's quota_clone sends (recorded from its LDA), over
-a real unix socket: replies as Dovecot expects them, usage reported per mailbox, a burst coalesced."""
+"""The usage dictionary with the lines Dovecot 2.3.19's quota plugin (`dict` backend) sends, over a real
+unix socket: increments and counted totals per mailbox, commits answered once stored (a burst in few
+writes), and a failed write answered "not found" so that Dovecot counts the mailbox and sends its total."""
 
 from __future__ import annotations
 
@@ -7,22 +8,35 @@ import asyncio
 import socket
 from pathlib import Path
 
-from postwerk.usage.dict_server import DictConnection, Usage, UsageCollector, handle, unescape
+from postwerk.usage.dict_server import Changes, DictConnection, UsageChange, UsageCollector, protocol_factory
 
 MAILBOX = "18c2c256-00c4-4aa8-a431-b606b9cf87e3"
-# As recorded: HELLO without a user (protocol 3.2), the user with BEGIN, a synchronous commit.
-RECORDED = (
-    f"H3\t2\t0\t\tusage\nB1\t{MAILBOX}\nS1\tpriv/quota/storage\t338\nS1\tpriv/quota/messages\t4\nC1\n"
-).encode()
+HELLO = "H3\t2\t0\t\tusage\n"
 
 
-def _client(path: Path, payload: bytes, expected: bytes) -> bytes:
+def _delivery(transaction: int, size: int) -> str:
+    # What the LDA sends after a delivery: the increments, then an asynchronous commit.
+    return (
+        f"B{transaction}\t{MAILBOX}\nA{transaction}\tpriv/quota/storage\t{size}\n"
+        f"A{transaction}\tpriv/quota/messages\t1\nD{transaction}\n"
+    )
+
+
+def _count(transaction: int, total: int) -> str:
+    # What Dovecot sends after counting a mailbox: unset, then set, both keys.
+    return (
+        f"B{transaction}\t{MAILBOX}\nU{transaction}\tpriv/quota/storage\nU{transaction}\tpriv/quota/messages\n"
+        f"S{transaction}\tpriv/quota/storage\t{total}\nS{transaction}\tpriv/quota/messages\t3\nD{transaction}\n"
+    )
+
+
+def _client(path: Path, payload: str, replies: int) -> bytes:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.settimeout(10)
         client.connect(str(path))
-        client.sendall(payload)
+        client.sendall(payload.encode())
         received = b""
-        while len(received) < len(expected):
+        while received.count(b"\n") < replies:
             chunk = client.recv(4096)
             if not chunk:
                 break
@@ -30,52 +44,97 @@ def _client(path: Path, payload: bytes, expected: bytes) -> bytes:
     return received
 
 
-def test_quota_clone_lines_over_a_socket(tmp_path: Path) -> None:
-    written: list[dict[str, int]] = []
-
-    def write(batch: Usage) -> None:
-        written.append({mailbox: value for mailbox, (value, _) in batch.items()})
-
-    async def scenario() -> bytes:
-        collector = UsageCollector(write)
-        flusher = asyncio.create_task(collector.run_flusher())
+def _serve(tmp_path: Path, write: object, payloads: list[tuple[str, int]]) -> list[bytes]:
+    async def scenario() -> list[bytes]:
+        collector = UsageCollector(write)  # type: ignore[arg-type]
+        writer = asyncio.create_task(collector.run_writer())
         path = tmp_path / "usage.sock"
-        server = await asyncio.start_unix_server(lambda r, w: handle(collector, r, w), path=str(path))
+        server = await asyncio.get_running_loop().create_unix_server(
+            protocol_factory(collector), path=str(path)
+        )
         async with server:
-            payload = RECORDED + b"B2\t" + MAILBOX.encode() + b"\nS2\tpriv/quota/storage\t400\nD2\n"
-            replies = await asyncio.to_thread(_client, path, payload, b"O1\nAO2\n")
-            for _ in range(50):
-                if written:
-                    break
-                await asyncio.sleep(0.05)
-        flusher.cancel()
-        return replies
+            replies = await asyncio.gather(
+                *(asyncio.to_thread(_client, path, payload, count) for payload, count in payloads)
+            )
+        writer.cancel()
+        return list(replies)
 
-    assert asyncio.run(scenario()) == b"O1\nAO2\n"
-    assert written == [{MAILBOX: 400}]  # the burst is one write, the latest value wins
+    return asyncio.run(scenario())
+
+
+def test_deliveries_and_counts_are_stored_before_they_are_answered(tmp_path: Path) -> None:
+    written: list[dict[str, tuple[int | None, int]]] = []
+
+    def write(batch: Changes) -> None:
+        written.append({mailbox: (change.total, change.delta) for mailbox, change in batch.items()})
+
+    payload = HELLO + _delivery(1, 338) + _delivery(2, 400) + _count(3, 900) + _delivery(4, 50)
+    (replies,) = _serve(tmp_path, write, [(payload, 4)])
+    assert replies == b"AO1\nAO2\nAO3\nAO4\n"
+    stored: tuple[int | None, int] = (None, 0)
+    for batch in written:
+        total, delta = batch[MAILBOX]
+        stored = (total, delta) if total is not None else (stored[0], stored[1] + delta)
+    assert stored == (900, 50)  # the count replaces what came before it; what came after adds to it
+    assert 1 <= len(written) <= 4  # a burst is a few writes, not one per line
+
+
+def test_a_failed_write_is_answered_not_found_and_a_total_is_kept() -> None:
+    attempts: list[dict[str, UsageChange]] = []
+
+    def write(batch: Changes) -> None:
+        attempts.append(dict(batch))
+        if len(attempts) == 1:
+            raise OSError("database away")
+
+    async def scenario() -> tuple[str | None, str | None]:
+        collector = UsageCollector(write)
+        connection = DictConnection(collector)
+        for line in (HELLO + _delivery(1, 338) + _count(2, 900)).splitlines():
+            reply = connection.line(line)
+            if line.startswith("D1"):
+                delivery = reply
+            elif line.startswith("D2"):
+                count = reply
+        assert not isinstance(delivery, str) and not isinstance(count, str)
+        assert delivery is not None and count is not None
+        failed = await collector.write()
+        answers = (await delivery, await count)  # type: ignore[misc]
+        assert not failed
+        assert await collector.write()  # the total again; the increment is not
+        return answers
+
+    assert asyncio.run(scenario()) == ("AN1\n", "AN2\n")
+    assert attempts[0] == {MAILBOX: UsageChange(900, 0)}
+    assert attempts[1] == {MAILBOX: UsageChange(900, 0)}
 
 
 def test_odd_lines_are_answered_or_ignored() -> None:
-    reported: list[tuple[str, int]] = []
+    async def scenario() -> list[object]:
+        collector = UsageCollector(lambda batch: None)
+        connection = DictConnection(collector)
+        replies = [
+            connection.line(line)
+            for line in (
+                "H3\t2\t0\tfallback-user\tusage",
+                "Lpriv/quota/storage",
+                "B7",  # no user with BEGIN: HELLO's
+                "S7\tpriv/quota/storage\tnot a number",
+                "C7",
+                "B8\tbox",
+                "A8\tpriv/quota/storage\t12",
+                "R8",  # rolled back: nothing
+                "C9",  # unknown transaction: answered, nothing stored
+                "",
+                "X",
+            )
+        ]
+        return replies
 
-    class Collector:
-        def report(self, mailbox_id: str, usage_bytes: int) -> None:
-            reported.append((mailbox_id, usage_bytes))
+    assert asyncio.run(scenario()) == [None, "N\n", None, None, "O7\n", None, None, None, "O9\n", None, None]
 
-    connection = DictConnection(Collector())  # type: ignore[arg-type]
-    assert connection.line("H3\t2\t0\tfallback-user\tusage") is None
-    assert connection.line("Lpriv/quota/storage") == "N\n"
-    assert connection.line("B7") is None  # no user with BEGIN: HELLO's
-    assert connection.line("S7\tpriv/quota/storage\tnot a number") is None
-    assert connection.line("C7") == "O7\n"
-    assert connection.line("B8") is None
-    assert connection.line("S8\tpriv/quota/storage\t12") is None
-    assert connection.line("R8") is None  # rolled back: nothing
-    assert connection.line("C9") == "O9\n"  # unknown transaction: answered, nothing stored
-    assert connection.line("B10\tbox") is None
-    assert connection.line("S10\tpriv/quota/storage\t99") is None
-    assert connection.line("C10") == "O10\n"
-    assert connection.line("") is None
-    assert connection.line("X") is None
-    assert reported == [("box", 99)]
-    assert unescape("a\x01tb\x01nc\x011") == "a\tb\nc\x01"
+
+def test_changes_combine_in_order() -> None:
+    assert UsageChange(delta=5).then(UsageChange(delta=-2)) == UsageChange(None, 3)
+    assert UsageChange(delta=5).then(UsageChange(100)) == UsageChange(100, 0)
+    assert UsageChange(100).then(UsageChange(delta=7)) == UsageChange(100, 7)

@@ -8,6 +8,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
+from sqlalchemy import Connection
+
 from postwerk.dkim.milter import Lookups, SubmissionMilter, Verdict
 from postwerk.dkim.protocol import MAX_PACKET
 from postwerk.dkim.signing import signature
@@ -22,8 +24,10 @@ log = logging.getLogger("postwerk.dkim")
 
 def milter_for(database: Database) -> SubmissionMilter:
     def reading(decide: Callable[[Lookups], Verdict]) -> Verdict:
-        with database.read() as connection:
+        def read(connection: Connection) -> Verdict:
             return decide(Lookups(SenderLookup(connection), lambda domain: signing_key(connection, domain)))
+
+        return database.read_with(read)
 
     return SubmissionMilter(reading, inline=database.reads_inline, sign=signature)
 

@@ -9,8 +9,7 @@ import logging
 from collections.abc import Sequence
 
 from postwerk.domain.submission import Account
-from postwerk.dovecot_dict import READ_LIMIT
-from postwerk.logins.dict_server import LoginDictionary, handle
+from postwerk.logins.dict_server import LoginDictionary
 from postwerk.service_main import start_socket_service
 from postwerk.store.mail_lookups import find_delivery_box_login, find_login
 from postwerk.unix_sockets import serve_unix
@@ -29,20 +28,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     database = service.database
 
     def lookup(key: str) -> tuple[str, str | None] | None:
-        with database.read() as connection:
-            return find_login(connection, key)
+        return database.read_with(lambda connection: find_login(connection, key))
 
     def box_lookup(name: str) -> tuple[Account, str | None] | None:
-        with database.read() as connection:
-            return find_delivery_box_login(connection, name)
+        return database.read_with(lambda connection: find_delivery_box_login(connection, name))
 
     dictionary = LoginDictionary(lookup, inline=database.reads_inline, box_lookup=box_lookup)
 
-    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await handle(dictionary, reader, writer)
-
     asyncio.run(
-        serve_unix(service.socket, on_connection, group=service.group, mode=0o660, log=log, limit=READ_LIMIT)
+        serve_unix(service.socket, protocol=dictionary.protocol, group=service.group, mode=0o660, log=log)
     )
     return 0
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from postwerk.domain.addresses import parse_address
 from postwerk.domain.errors import DomainError
 from postwerk.domain.submission import Account, may_log_in
-from postwerk.dovecot_dict import NOT_FOUND, failed, found, serve_connection, unescape
+from postwerk.dovecot_dict import NOT_FOUND, DictProtocol, Reply, failed, found, unescape
 
 log = logging.getLogger("postwerk.logins")
 
@@ -89,7 +89,7 @@ class LoginDictionary:
         address_key = login_key(login)
         return None if address_key is None else self._lookup(address_key)
 
-    async def respond(self, line: str) -> str | None:
+    def respond(self, line: str) -> Reply:
         if not line:
             return None
         command, rest = line[0], line[1:]
@@ -98,13 +98,11 @@ class LoginDictionary:
             key = unescape(rest.split("\t", 1)[0])
             if self._inline:
                 return self.answer(key)
-            return await asyncio.to_thread(self.answer, key)
+            return asyncio.to_thread(self.answer, key)
         if command == "I":
             return "\n"  # an empty iteration (the passdb is configured not to iterate)
         return None  # HELLO; the passdb never writes
 
-
-async def handle(
-    dictionary: LoginDictionary, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    await serve_connection(reader, writer, dictionary.respond)
+    def protocol(self) -> DictProtocol:
+        """A protocol for one connection of Dovecot's (a protocol factory for `loop.create_unix_server`)."""
+        return DictProtocol(self.respond)

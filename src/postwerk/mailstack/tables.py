@@ -95,8 +95,9 @@ class Tables:
             return False
         if ascii_name == self.srs_domain:
             return True
-        with self.database.read() as connection:
-            return repo.find_domain(connection, ascii_name) is not None
+        return self.database.read_with(
+            lambda connection: repo.find_domain(connection, ascii_name) is not None
+        )
 
     def srs_forward(self, sender: str) -> str | None:
         local, at, domain = sender.rpartition("@")
@@ -110,13 +111,12 @@ class Tables:
         return self.key.reverse(recipient, self.srs_domain)
 
     def sender_owners(self, sender: str) -> str | None:
-        with self.database.read() as connection:
-            owners = sender_owners(sender, SenderLookup(connection))
+        owners = self.database.read_with(lambda connection: sender_owners(sender, SenderLookup(connection)))
         return ",".join(owners) if owners else None
 
     def sending_disabled(self, login: str) -> str | None:
-        with self.database.read() as connection:
-            return sending_refusal(find_account(connection, login.strip().lower()))
+        account = self.database.read_with(lambda connection: find_account(connection, login.strip().lower()))
+        return sending_refusal(account)
 
     def address_key(self, recipient: str) -> str | None:
         """The lookup key of `recipient` when it differs from how it is written and a hosted address takes
@@ -124,10 +124,10 @@ class Tables:
         keys = recipient_keys(recipient)
         if keys is None or keys.exact == recipient:
             return None
-        with self.database.read() as connection:
-            if any(repo.address_key_taken(connection, key) for key in keys.address_keys):
-                return keys.exact
-        return None
+        taken = self.database.read_with(
+            lambda connection: any(repo.address_key_taken(connection, key) for key in keys.address_keys)
+        )
+        return keys.exact if taken else None
 
     def domain_key(self, domain: str) -> str | None:
         """The A-label of a hosted domain written another way than the domain table holds it."""

@@ -24,8 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     database = service.database
 
     def lookup(keys: Sequence[str], domains: Sequence[str]) -> Found:
-        with database.read() as connection:
-            return find_destinations(connection, keys, domains)
+        return database.read_with(lambda connection: find_destinations(connection, keys, domains))
 
     policy = PolicyService(lookup, lookup_inline=database.reads_inline)
     asyncio.run(serve_unix(service.socket, policy.handle, group=service.group, mode=0o660, log=log))

@@ -138,17 +138,23 @@ def find_login(connection: Connection, key: str) -> tuple[str, str | None] | Non
     return None if row is None else (str(row.id), row.password_hash)
 
 
-def record_usage(connection: Connection, usage: Mapping[str, tuple[int, datetime]]) -> None:
-    """Store the storage usage of mailboxes (by mailbox id: bytes, when measured). Through
-    `repository.update_usage`, so the API's stored document shows it at once; an id that is no longer
-    an address changes nothing."""
-    repository.update_usage(
-        connection,
-        [
-            {"address_id": mailbox_id, "usage_bytes": usage_bytes, "usage_updated_at": measured_at}
-            for mailbox_id, (usage_bytes, measured_at) in usage.items()
-        ],
-    )
+def record_usage(
+    connection: Connection, changes: Mapping[str, tuple[int | None, int]], measured_at: datetime
+) -> None:
+    """Store the storage usage of mailboxes (by mailbox id: the total Dovecot counted, if it did, and the
+    bytes added since). Through `repository.update_usage`, so the API's stored document shows it at once;
+    an id that is no longer an address changes nothing."""
+    totals = [
+        {"address_id": mailbox_id, "usage_bytes": total, "usage_updated_at": measured_at}
+        for mailbox_id, (total, _) in changes.items()
+        if total is not None
+    ]
+    deltas = [
+        {"address_id": mailbox_id, "usage_delta": delta, "usage_updated_at": measured_at}
+        for mailbox_id, (_, delta) in changes.items()
+        if delta
+    ]
+    repository.update_usage(connection, totals, deltas)
 
 
 # --- submission: logins of delivery boxes, the accounts behind SASL login names, sender owners -----------

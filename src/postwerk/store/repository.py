@@ -3,11 +3,11 @@ transaction (see `Database`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -16,6 +16,7 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
+    case,
     delete,
     false,
     func,
@@ -27,7 +28,7 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from postwerk.store.address_document import MAIL_ADDRESS_DOCUMENT
 from postwerk.store.db import READ_OPTION, WRITE_OPTION
@@ -43,6 +44,8 @@ from postwerk.store.tables import (
     projects,
     sender_rules,
 )
+
+T = TypeVar("T")
 
 
 class Database:
@@ -82,6 +85,20 @@ class Database:
     def read(self) -> Iterator[Connection]:
         with self._read_engine.connect() as connection:
             yield connection.execution_options(**self._read_options)
+
+    def read_with(self, read: Callable[[Connection], T]) -> T:
+        """`read` on a connection of the pool, and once more on a new connection if that one turns out dead
+        (the database restarted): for engines without the ping on checkout (`create_db_engine(pre_ping=
+        False)`, Postwerk's mail services: a lookup per message is one round trip, not two). A dead
+        connection invalidates the whole pool, so a restart costs one failed try, not one per connection."""
+        try:
+            with self.read() as connection:
+                return read(connection)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+        with self.read() as connection:
+            return read(connection)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -542,20 +559,39 @@ def update_address(connection: Connection, address_id: str, values: Mapping[str,
     store_address_document(connection, address_id)
 
 
-_USAGE_UPDATE = (
+_USAGE_SET = (
     update(mail_addresses)
     .where(mail_addresses.c.id == bindparam("address_id"))
     .values(usage_bytes=bindparam("usage_bytes"), usage_updated_at=bindparam("usage_updated_at"))
 )
+_USAGE_ADD = (
+    update(mail_addresses)
+    .where(mail_addresses.c.id == bindparam("address_id"))
+    .values(
+        # Never below zero: an increment may arrive for mail a count has already left out.
+        usage_bytes=case(
+            (mail_addresses.c.usage_bytes + bindparam("usage_delta") < 0, 0),
+            else_=mail_addresses.c.usage_bytes + bindparam("usage_delta"),
+        ),
+        usage_updated_at=bindparam("usage_updated_at"),
+    )
+)
 
 
-def update_usage(connection: Connection, usage: Sequence[Mapping[str, Any]]) -> None:
-    """The measured storage usage of many mailboxes (`address_id`, `usage_bytes`, `usage_updated_at` each),
-    with their stored documents: two statements for all of them (the driver sends each as one batch)."""
-    if usage:
-        connection.execute(_USAGE_UPDATE, list(usage))
+def update_usage(
+    connection: Connection, totals: Sequence[Mapping[str, Any]], deltas: Sequence[Mapping[str, Any]] = ()
+) -> None:
+    """The storage usage of many mailboxes, with their stored documents: `totals` set it (`address_id`,
+    `usage_bytes`, `usage_updated_at` each), then `deltas` add to it (`address_id`, `usage_delta`,
+    `usage_updated_at`). At most three statements for all of them (the driver sends each as one batch)."""
+    if totals:
+        connection.execute(_USAGE_SET, list(totals))
+    if deltas:
+        connection.execute(_USAGE_ADD, list(deltas))
+    changed = {row["address_id"] for row in (*totals, *deltas)}
+    if changed:
         connection.execute(
-            _document_statement(connection, "store"), [{"address_id": row["address_id"]} for row in usage]
+            _document_statement(connection, "store"), [{"address_id": address_id} for address_id in changed]
         )
 
 

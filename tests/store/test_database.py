@@ -1,0 +1,46 @@
+"""`Database.read_with`, for the mail services' engines without the ping on checkout: a connection the
+database closed (a restart) costs no failed lookup, and other errors are not retried."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from postwerk.store.repository import Database
+from tests.conftest import unpinged_engine
+
+NAME = "postwerk-read-with-test"
+
+
+def test_a_closed_connection_is_read_again_on_a_new_one(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to close a connection")
+    unpinged = unpinged_engine(engine, NAME)
+    database = Database(unpinged)
+    tries: list[int] = []
+
+    def read(connection: object) -> int:
+        tries.append(1)
+        return int(connection.execute(text("SELECT 41 + 1")).scalar_one())  # type: ignore[attr-defined]
+
+    try:
+        assert database.read_with(read) == 42
+        with engine.connect() as connection:
+            closed = connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"),
+                {"n": NAME},
+            ).all()
+        assert closed == [(True,)]
+        assert database.read_with(read) == 42
+        assert len(tries) == 3  # the first read, the one on the closed connection, the one after it
+
+        def failing(connection: object) -> int:
+            tries.append(1)
+            return int(connection.execute(text("SELECT 1 / 0")).scalar_one())  # type: ignore[attr-defined]
+
+        with pytest.raises(DBAPIError):
+            database.read_with(failing)
+        assert len(tries) == 4  # not a dead connection: not tried again
+    finally:
+        unpinged.dispose()
