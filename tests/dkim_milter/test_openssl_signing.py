@@ -4,8 +4,11 @@ checked by dkimpy's own verifier, for each hash dkimpy signs with."""
 from __future__ import annotations
 
 import base64
+import random
+import re
 
 import dkim
+import dkim.canonicalization
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -38,3 +41,49 @@ def test_signatures_verify_with_dkimpy(algorithm: bytes) -> None:
         assert not dkim.verify(
             header + MESSAGE.replace(b"body", b"b0dy"), dnsfunc=lambda name, timeout=5: record
         )
+
+
+def _original_compress_whitespace(content: bytes) -> bytes:
+    return re.sub(b"[\t ]+", b" ", content)  # dkimpy's own
+
+
+def _original_strip_trailing_whitespace(content: bytes) -> bytes:
+    return re.sub(b"[\t ]+\r\n", b"\r\n", content)  # dkimpy's own
+
+
+def test_relaxed_white_space_is_compressed_as_dkimpy_does() -> None:
+    assert dkim.canonicalization.compress_whitespace is signing.compress_whitespace
+    assert dkim.canonicalization.strip_trailing_whitespace is signing.strip_trailing_whitespace
+    pieces = [b"a", b"bc", b" ", b"  ", b"\t", b" \t ", b"\t\t", b"\r\n", b"x y", b"\r"]
+    chooser = random.Random(7)
+    samples = [b"", b" ", b"\t", b"a b\tc  d \t e\r\n  \r\n"]
+    samples += [b"".join(chooser.choice(pieces) for _ in range(chooser.randint(1, 40))) for _ in range(2000)]
+    for sample in samples:
+        assert signing.compress_whitespace(sample) == _original_compress_whitespace(sample), sample
+        stripped = _original_strip_trailing_whitespace(sample)
+        assert signing.strip_trailing_whitespace(sample) == stripped, sample
+
+
+HEADERS = [
+    (b"From", b" A <a@example.org>"),
+    (b"To", b"b@example.net,\n\tc@example.net"),  # folded, as a milter hands it over (LF)
+    (b"Subject", b"hi  there "),
+    (b"X-Empty", b""),
+]
+
+
+def test_messages_are_handed_to_dkimpy_as_its_parser_reads_them() -> None:
+    for body in (b"", b"body\n", b"line\r\nline 2\nend", b"\r\n\r\n", b"a\rb\n"):
+        assert signing._parsed(HEADERS, body) == dkim.rfc822_parse(signing.message_bytes(HEADERS, body))
+    # A continuation line without white space in front: left to dkimpy's parser.
+    assert signing._parsed([(b"To", b"b@example.net\nX: y")], b"body") is None
+
+
+def test_a_key_is_parsed_once() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    assert dkim.parse_pem_private_key(pem) is dkim.parse_pem_private_key(pem)

@@ -38,7 +38,7 @@ from postwerk.mailstack.layout import (
     POSTFIX,
     Layout,
 )
-from postwerk.mailstack.render import POSTFIX_MAPS, render
+from postwerk.mailstack.render import postfix_maps, render
 from postwerk.mailstack.tables import UTF8_KEY_FILTER_FILE, Tables
 from postwerk.service import Context, delivery_boxes, projects, provider
 from postwerk.service import mail_addresses as addresses
@@ -264,8 +264,12 @@ def spellings(address: str) -> list[str]:
     return forms
 
 
+def _driver(engine: Engine) -> str:
+    return "pgsql" if engine.dialect.name == "postgresql" else "sqlite"
+
+
 def test_every_query_is_covered_here(engine: Engine, tmp_path: Path) -> None:
-    assert set(rendered_queries(engine, tmp_path)) == {*POSTFIX_MAPS, *DOVECOT_QUERIES}
+    assert set(rendered_queries(engine, tmp_path)) == {*postfix_maps(_driver(engine)), *DOVECOT_QUERIES}
     assert tuple(rendered_dovecot_auth(tmp_path)[1]) == DOVECOT_DICT_KEYS
 
 
@@ -574,9 +578,9 @@ def web(engine: Engine) -> Web:
     return Web(domain, bare, expected)
 
 
-def rendered_main_cf(folder: Path, parameter: str, default: str) -> str:
+def rendered_main_cf(folder: Path, parameter: str, default: str, database_url: str | None = None) -> str:
     """A parameter of the rendered main.cf (the last assignment, as Postfix reads it), else its default."""
-    settings = Settings(data_dir=folder, mail_hostname="mx.postwerk.test")
+    settings = Settings(data_dir=folder, mail_hostname="mx.postwerk.test", database_url=database_url)
     (main_cf,) = (
         f.content
         for f in render(settings, Layout.embedded(folder), EMBEDDED_ACCOUNTS, mail_uid=1000)
@@ -660,6 +664,50 @@ def test_routes_answer_every_final_destination_as_the_domain_expands(
         assert domain_destinations(engine, unknown) == set(), unknown
 
 
+def _four_maps(engine: Engine, queries: dict[str, str], key: str) -> list[tuple[object, ...]]:
+    """What the maps mailboxes, routes, postmaster and catch_alls answer for `key` one after the other, as
+    Postfix asks them on SQLite (routes and postmaster behind their domain guards)."""
+    local, at, domain = key.rpartition("@")
+    hosted = bool(at) and bool(run(engine, postfix_sql(queries["domains"], domain)))
+    rows = run(engine, postfix_sql(queries["mailboxes"], key))
+    if not rows and local and hosted:
+        rows = run(engine, postfix_sql(queries["routes"], key))
+    if not rows and local and (hosted or domain == "mx.postwerk.test"):
+        rows = run(engine, postfix_sql(queries["postmaster"], key))
+    return sorted(rows or run(engine, postfix_sql(queries["catch_alls"], key)), key=str)
+
+
+def test_postgres_recipients_answer_as_the_four_maps(
+    engine: Engine, seeded: Seeded, web: Web, tmp_path: Path
+) -> None:
+    """PostgreSQL's one recipient map (postwerk_recipient, migration 0012) gives every key the answer the four
+    maps give it on SQLite, and takes their place in virtual_alias_maps."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the recipients map is PostgreSQL's")
+    url = engine.url.render_as_string(hide_password=False)
+    alias_maps = rendered_main_cf(tmp_path, "virtual_alias_maps", "", url)
+    assert "recipients" in alias_maps and alias_maps.index("recipients") < alias_maps.index(":address-key")
+    assert not any(name in alias_maps for name in ("mailboxes", "routes", "postmaster", "catch_alls"))
+    queries = rendered_queries(engine, tmp_path)
+    domains = [seeded.domain, seeded.idn_domain, web.bare_domain, "mx.postwerk.test", "elsewhere.example"]
+    keys = {
+        *(postfix_key(written) for key in seeded.routes for written in spellings(key)),
+        *(postfix_key(written) for written in web.expected),
+        *(key for destinations in seeded.routes.values() for key in destinations),
+        *(f"{local}@{domain}" for local in ("postmaster", "nobody", "box") for domain in domains),
+        *(f"@{domain}" for domain in domains),
+        *(postfix_key(f"@{domain}") for domain in (parse_domain(seeded.idn_domain).unicode,)),
+        "no-domain",
+        "@",
+    }
+    answered = 0
+    for key in sorted(keys):
+        expected = _four_maps(engine, queries, key)
+        assert sorted(run(engine, postfix_sql(queries["recipients"], key)), key=str) == expected, key
+        answered += bool(expected)
+    assert answered >= 20  # many keys are found: the comparison is not of empty answers
+
+
 @pytest.mark.parametrize("key", ["box@plans.example", "пошта@plans.example", "@plans.example"])
 def test_postgres_lookups_probe_indexes(engine: Engine, tmp_path: Path, key: str) -> None:
     """Every Postfix query, as PostgreSQL plans it for Postfix's Latin-1 connection, finds addresses by an
@@ -668,7 +716,7 @@ def test_postgres_lookups_probe_indexes(engine: Engine, tmp_path: Path, key: str
     if engine.dialect.name != "postgresql":
         pytest.skip("the plans of PostgreSQL")
     for name, template in rendered_queries(engine, tmp_path).items():
-        sql = postfix_sql(template, postfix_key(key)) if name in POSTFIX_MAPS else None
+        sql = postfix_sql(template, postfix_key(key)) if name in postfix_maps("pgsql") else None
         if sql is None:
             continue
         with engine.connect() as connection:

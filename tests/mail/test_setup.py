@@ -72,7 +72,7 @@ def test_config_render_writes_the_system_wide_layout_for_postgresql(tmp_path: Pa
     assert "queue_directory = /var/spool/postfix" in main_cf
     assert "mail_owner = postfix" in main_cf and "maillog_file" not in main_cf
     assert "relayhost = [smarthost.example]:587" in main_cf
-    assert "proxy:pgsql:/etc/postfix/postwerk-routes.cf" in main_cf
+    assert "proxy:pgsql:/etc/postfix/postwerk-recipients.cf" in main_cf  # the recipient maps in one
     assert any(line.startswith("25 ") for line in (out / "postfix" / "master.cf").read_text().splitlines())
     routes = out / "postfix" / "postwerk-routes.cf"
     assert "hosts = inet:db.internal:5433" in routes.read_text()

@@ -7,6 +7,7 @@ non-transitional, so `faß.de` stays `xn--fa-hia.de`). The address itself is kep
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 
@@ -87,6 +88,10 @@ def parse_domain(text: str, path: str = ".domain") -> DomainName:
     return DomainName(unicode=unicode_form, ascii=ascii_form)
 
 
+# The mail services parse the same few addresses over and over (a sender's login, envelope and From: in one
+# submission; email_validator's checks cost ~0.1 ms each): answers are immutable, so recent ones are kept.
+# Failures are not kept (an exception is raised anew).
+@functools.lru_cache(maxsize=4096)
 def parse_address(text: str, path: str = ".address") -> MailAddress:
     """Validate an `idn-email` (UTF-8 local parts and internationalised domains are valid)."""
     require_safe_text(text, path, max_length=1024)

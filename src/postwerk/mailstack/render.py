@@ -23,9 +23,16 @@ from postwerk.mailstack.layout import (
 from postwerk.settings import Settings, split_host_port
 
 POSTFIX_MAPS = ("domains", "mailboxes", "routes", "catch_alls", "postmaster", "srs_transport")
+# On PostgreSQL only: the recipient maps in one (`recipients.pgsql.cf`, migration 0012).
+POSTGRES_MAPS = ("recipients",)
+# The recipient maps in the order virtual_alias_maps asks them, per driver; `srs_reverse` between them.
+_RECIPIENT_MAPS = {
+    "sqlite": ("map:mailboxes", "map:routes", "map:postmaster", "srs_reverse_map", "map:catch_alls"),
+    "pgsql": ("map:recipients", "srs_reverse_map"),
+}
 # A lookup key in a map's query: '%s' (the whole key), '%u' (its local part), '%d' (its domain); not as the
-# argument of postwerk_routes, which converts it itself (migration 0007).
-_LOOKUP_KEY = re.compile(r"(?<!postwerk_routes\()'%([sud])'")
+# argument of postwerk_routes or postwerk_recipient, which convert it themselves (migrations 0007, 0012).
+_LOOKUP_KEY = re.compile(r"(?<!postwerk_routes\()(?<!postwerk_recipient\()'%([sud])'")
 
 
 def _postgres_key(match: re.Match[str]) -> str:
@@ -111,6 +118,11 @@ class Database:
             postfix.append(f"password = {parsed.password}")
             dovecot.append(f"password={parsed.password}")
         return cls("pgsql", "\n".join(postfix), "driver = pgsql\nconnect = " + " ".join(dovecot))
+
+
+def postfix_maps(driver: str) -> tuple[str, ...]:
+    """The Postfix map files rendered for a database driver."""
+    return POSTFIX_MAPS + (POSTGRES_MAPS if driver == "pgsql" else ())
 
 
 def map_file(name: str) -> str:
@@ -257,8 +269,10 @@ def render(settings: Settings, layout: Layout, accounts: Accounts, mail_uid: int
             f"maillog_file = {layout.logs / 'postfix.log'}\nmaillog_file_prefixes = {layout.logs}"
         )
         values["dovecot_logging"] = f"log_path = {layout.logs / 'dovecot.log'}"
-    for name in POSTFIX_MAPS:
+    map_names = postfix_maps(database.driver)
+    for name in map_names:
         values[f"map:{name}"] = f"proxy:{database.driver}:{layout.postfix_config / map_file(name)}"
+    values["recipient_maps"] = ", ".join(values[name] for name in _RECIPIENT_MAPS[database.driver])
 
     files = [
         RenderedFile(layout.postfix_config / name, _fill(_template(f"postfix/{name}"), values, name), 0o644)
@@ -273,7 +287,7 @@ def render(settings: Settings, layout: Layout, accounts: Accounts, mail_uid: int
             0o640,
             accounts.db_group,
         )
-        for name in POSTFIX_MAPS
+        for name in map_names
     ]
     files.append(
         RenderedFile(layout.dovecot_conf, _fill(_template("dovecot/dovecot.conf"), values, "dovecot"), 0o644)
