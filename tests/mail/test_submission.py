@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from postwerk.domain.addresses import parse_address
+from postwerk.mailstack.layout import DISABLED_DOMAIN, LOOP_DOMAIN, MAILBOX_DOMAIN
 from postwerk.service import projects as project_service
 from postwerk.settings import split_host_port
 from postwerk.store import repository
@@ -212,6 +213,24 @@ def test_a_mailbox_sends_to_a_hosted_mailbox_and_out_through_the_queue(stack: St
         assert client.sendmail(sender, [EXTERNAL], text_message(sender, EXTERNAL, tag, "Again.")) == {}
     (relayed,) = stack.sink.wait_for(_with_tag(tag), log=stack.log_tail)
     assert relayed.sender == sender
+
+
+def test_no_client_may_send_to_the_internal_addresses(stack: Stack, hosted: Hosted) -> None:
+    """`<mailbox id>@mailbox.postwerk.invalid` and the error routes are Postwerk's own answers: mail sent to
+    them directly would skip routing, the disabled switch and the quota check. Refused on every port."""
+    sender = f"internal@{hosted.domain}"
+    box_id = hosted.create_mailbox(sender, PASSWORD)
+    internal = [f"{box_id}@{MAILBOX_DOMAIN}", f"{box_id}@{DISABLED_DOMAIN}", f"{box_id}@{LOOP_DOMAIN}"]
+    with _logged_in(stack, sender, PASSWORD) as client:
+        assert client.mail(sender)[0] == 250
+        for recipient in internal:
+            code, reply = client.rcpt(recipient)
+            assert (code, reply.split()[0]) == (554, b"5.7.1"), (recipient, reply)
+    with stack.smtp() as client:
+        assert client.mail("someone@outside.example")[0] == 250
+        for recipient in internal:
+            code, reply = client.rcpt(recipient)
+            assert (code, reply.split()[0]) == (554, b"5.7.1"), (recipient, reply)
 
 
 def test_an_internationalised_mailbox_logs_in_with_either_domain_form_and_sends_smtputf8(

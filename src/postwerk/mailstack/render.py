@@ -229,6 +229,9 @@ def render(settings: Settings, layout: Layout, accounts: Accounts, mail_uid: int
         "disabled_domain": DISABLED_DOMAIN,
         "loop_domain": LOOP_DOMAIN,
         "internal_domains_excluded": ", ".join(f"!{domain}" for domain in INTERNAL_DOMAINS),
+        "internal_domains_refused": "inline:{ "
+        + ", ".join(f"{{ {domain} = REJECT }}" for domain in INTERNAL_DOMAINS)
+        + " }",
         "internal_self_map": _self_map(INTERNAL_DOMAINS),
         "mail_user": accounts.mail_user,
         "mail_group": accounts.mail_group,
