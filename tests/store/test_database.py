@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from postwerk.service_main import POSTGRES_LOOKUP_LIMIT_MS, mail_service_database
 from postwerk.store.repository import Database
 from tests.conftest import unpinged_engine
 
@@ -44,3 +45,18 @@ def test_a_closed_connection_is_read_again_on_a_new_one(engine: Engine) -> None:
         assert len(tries) == 4  # not a dead connection: not tried again
     finally:
         unpinged.dispose()
+
+
+def test_the_mail_services_read_inline_with_every_lookup_bounded(engine: Engine) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    if engine.dialect.name == "postgresql":
+        url += "?options=-csearch_path%3Dsomewhere_else"  # options of the URL's own are kept
+    database = mail_service_database(url, pool_size=1)
+    try:
+        assert database.reads_inline
+        if engine.dialect.name == "postgresql":
+            show = text("SELECT current_setting('statement_timeout'), current_setting('search_path')")
+            settings = database.read_with(lambda connection: tuple(connection.execute(show).one()))
+            assert settings == (f"{POSTGRES_LOOKUP_LIMIT_MS // 1000}s", "somewhere_else")
+    finally:
+        database.engine.dispose()

@@ -54,7 +54,8 @@ class LoginDictionary:
     def __init__(self, lookup: Lookup, *, inline: bool, box_lookup: BoxLookup = _no_boxes) -> None:
         self._lookup = lookup
         self._box_lookup = box_lookup
-        # SQLite answers faster than a thread hop; PostgreSQL's round trip must not block the event loop.
+        # inline: the lookup runs on the event loop (a thread hop costs more than it; the mail services'
+        # databases bound every lookup in time: service_main.mail_service_database).
         self._inline = inline
 
     def answer(self, key: str) -> str:

@@ -187,7 +187,8 @@ def handler(tables: Tables, *, inline: bool) -> Handler:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while (request := await asyncio.wait_for(_read_request(reader), READ_TIMEOUT)) is not None:
-                # SQLite answers faster than a thread hop; PostgreSQL's round trip must not block the loop.
+                # On the event loop when the database bounds its lookups in time (a thread hop costs more
+                # than a lookup): service_main.mail_service_database.
                 reply = (
                     answer(tables, request) if inline else await asyncio.to_thread(answer, tables, request)
                 )

@@ -43,8 +43,8 @@ def _message_size(text: str) -> int:
 
 class PolicyService:
     def __init__(self, lookup: BlockingLookup, *, lookup_inline: bool) -> None:
-        # lookup_inline: SQLite reads take microseconds and never wait for a lock under WAL, so they run on
-        # the loop; PostgreSQL waits on the network and runs in a thread.
+        # lookup_inline: the lookup runs on the event loop (a thread hop costs more than it does; the mail
+        # services' databases bound every lookup in time: service_main.mail_service_database).
         self._lookup = lookup
         self._inline = lookup_inline
 

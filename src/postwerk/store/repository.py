@@ -59,14 +59,17 @@ class Database:
     for a lock, so the API runs them on its event loop: no thread hop, and none of the GIL hand-offs around
     every sqlite3 call (GET one address went from about 520 to 1150 requests/s, bench/RESULTS.md). The
     price: a long scan (an admin's search across every project of a large installation) holds the loop
-    while it runs. PostgreSQL reads wait on the network and stay in the thread pool.
+    while it runs. PostgreSQL reads wait on the network and stay in the thread pool, except in Postwerk's
+    mail services (`service_main.mail_service_database`), whose lookups are one short indexed query each.
     """
 
-    def __init__(self, engine: Engine, *, retried_read_engine: Engine | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, retried_read_engine: Engine | None = None, reads_inline: bool | None = None
+    ) -> None:
         self.engine = engine
         self.retried_read_engine = retried_read_engine
         self._read_engine = engine
-        self.reads_inline = engine.dialect.name == "sqlite"
+        self.reads_inline = engine.dialect.name == "sqlite" if reads_inline is None else reads_inline
         if engine.dialect.name == "sqlite":
             self._read_options: dict[str, Any] = {READ_OPTION: True}
         else:
