@@ -3,9 +3,12 @@ real usage in the API after a delivery and after an expunge."""
 
 from __future__ import annotations
 
+import subprocess
 import time
+from datetime import UTC, datetime
 from typing import Any
 
+from postwerk.mailstack.layout import DOVEADM
 from postwerk.store import repository
 from tests.mail.conftest import Hosted, Stack, imap_login, wait_for_messages
 from tests.mail.messages import text_message
@@ -193,3 +196,28 @@ def test_usage_follows_an_imap_expunge(stack: Stack, hosted: Hosted) -> None:
         client.logout()
     assert after["value"] < before["value"]
     assert after["updatedAt"] > before["updatedAt"]
+
+
+def test_a_recount_by_doveadm_corrects_the_stored_usage(stack: Stack, hosted: Hosted) -> None:
+    """Usage is kept by increments; whatever made the store drift (a write lost with its service), the
+    provider's `doveadm quota recalc` counts the mailbox and the store takes the total."""
+    address = f"recount@{hosted.domain}"
+    box_id = hosted.create_mailbox(address, PASSWORD)
+    with stack.smtp() as client:
+        assert client.sendmail("a@outside.example", [address], _message(address, "count me " * 50)) == {}
+    wait_for_messages(stack, address, PASSWORD, 1)
+    total = sum(_sizes(stack, address))
+    _wait_for_usage(stack, hosted, box_id, total)
+    with stack.context.db.write() as connection:
+        drifted = {"address_id": box_id, "usage_bytes": 1, "usage_updated_at": datetime.now(UTC)}
+        repository.update_usage(connection, [drifted])
+    assert _storage(hosted, box_id)["current"]["value"] == 1
+    recount = subprocess.run(
+        [str(DOVEADM), "-c", str(stack.mail.layout.dovecot_conf), "quota", "recalc", "-u", box_id],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert recount.returncode == 0, recount.stderr
+    _wait_for_usage(stack, hosted, box_id, total)
