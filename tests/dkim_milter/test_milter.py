@@ -351,7 +351,7 @@ def test_a_broken_store_fails_closed(tmp_path: Path) -> None:
     def reading(decide: object) -> object:
         raise RuntimeError("database gone")
 
-    milter = SubmissionMilter(reading, inline=True, sign=lambda *_: b"")  # type: ignore[arg-type]
+    milter = SubmissionMilter(reading, sign=lambda *_: b"")  # type: ignore[arg-type]
     with serving(milter, tmp_path / "dkim.sock") as path:
         (outcome,) = converse(path, "some-id", _headers("a@example.org"))
     assert outcome.refusal is not None and outcome.refusal.startswith("451 4.3.0")

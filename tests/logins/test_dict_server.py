@@ -24,7 +24,7 @@ def _lookup(key: str) -> tuple[str, str | None] | None:
 
 
 def test_a_login_is_found_by_the_domains_rule() -> None:
-    dictionary = LoginDictionary(_lookup, inline=True)
+    dictionary = LoginDictionary(_lookup)
     expected = "O" + json.dumps({"user": MAILBOX, "password": HASH}, separators=(",", ":")) + "\n"
     for login in (
         "ärger@example.org",
@@ -59,7 +59,7 @@ def _box_lookup(name: str) -> tuple[Account, str | None] | None:
 
 
 def test_delivery_boxes_log_in_by_name_on_smtp_only() -> None:
-    dictionary = LoginDictionary(_lookup, inline=True, box_lookup=_box_lookup)
+    dictionary = LoginDictionary(_lookup, box_lookup=_box_lookup)
     expected = "O" + json.dumps({"user": BOX, "password": HASH}, separators=(",", ":")) + "\n"
     assert dictionary.answer("shared/passdb/smtp/db-app0000001") == expected
     assert dictionary.answer("shared/passdb/smtp/DB-APP0000001") == expected
@@ -81,7 +81,7 @@ def test_a_failing_store_is_a_failure() -> None:
     def broken(key: str) -> tuple[str, str | None] | None:
         raise ConnectionError("database away")
 
-    reply = LoginDictionary(broken, inline=True).answer("shared/passdb/imap/ärger@example.org")
+    reply = LoginDictionary(broken).answer("shared/passdb/imap/ärger@example.org")
     assert reply.startswith("F") and "database" not in reply
 
 
@@ -110,7 +110,7 @@ def test_dict_lines_over_a_socket(tmp_path: Path) -> None:
         return received
 
     async def scenario() -> bytes:
-        dictionary = LoginDictionary(_lookup, inline=False)
+        dictionary = LoginDictionary(_lookup)
         server = await asyncio.get_running_loop().create_unix_server(dictionary.protocol, path=str(path))
         async with server:
             return await asyncio.to_thread(client)

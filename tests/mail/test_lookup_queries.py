@@ -119,7 +119,7 @@ def dovecot_passdb(
 
     login = dovecot_login(written, username_format)
     key = "shared/" + template.replace("%s", service).replace("%u", login)
-    reply = LoginDictionary(lookup, inline=True, box_lookup=box_lookup).answer(key)
+    reply = LoginDictionary(lookup, box_lookup=box_lookup).answer(key)
     if reply == "N\n":
         return None
     assert reply.startswith("O"), reply

@@ -75,7 +75,7 @@ def _answer(action: str) -> bytes:
 
 
 def test_answers_on_one_connection(socket_path: Path) -> None:
-    service = PolicyService(_lookup, lookup_inline=True)
+    service = PolicyService(_lookup)
     conversation = b"".join(
         [
             _request(b"full@example.org"),
@@ -110,7 +110,7 @@ def test_answers_on_one_connection(socket_path: Path) -> None:
 
 
 def test_a_huge_request_is_answered_once_and_the_connection_lives_on(socket_path: Path) -> None:
-    service = PolicyService(_lookup, lookup_inline=True)
+    service = PolicyService(_lookup)
     huge = _request(b"full@example.org" + b"x" * (MAX_LINE * 4))
     conversation = huge + _request(b"full@example.org")
     (answers,) = asyncio.run(_serve(service, socket_path, [(conversation, 2)]))
@@ -118,10 +118,9 @@ def test_a_huge_request_is_answered_once_and_the_connection_lives_on(socket_path
 
 
 def test_internal_errors_answer_dunno(socket_path: Path) -> None:
-    for inline in (True, False):
-        service = PolicyService(_failing, lookup_inline=inline)
-        (answers,) = asyncio.run(_serve(service, socket_path, [(_request(b"full@example.org"), 1)]))
-        assert answers == [_answer("DUNNO")]
+    service = PolicyService(_failing)
+    (answers,) = asyncio.run(_serve(service, socket_path, [(_request(b"full@example.org"), 1)]))
+    assert answers == [_answer("DUNNO")]
 
 
 def test_framing_in_pieces() -> None:

@@ -29,7 +29,7 @@ def milter_for(database: Database) -> SubmissionMilter:
 
         return database.read_with(read)
 
-    return SubmissionMilter(reading, inline=database.reads_inline, sign=signature)
+    return SubmissionMilter(reading, sign=signature)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

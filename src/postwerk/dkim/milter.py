@@ -37,7 +37,6 @@ log = logging.getLogger("postwerk.dkim")
 LOGIN_MACRO = "auth_authen"
 NOT_LOGGED_IN = "530 5.7.0 authentication required"
 TEMPORARY = "451 4.3.0 the sending checks are not available right now; try again later"
-LOOKUP_TIMEOUT = 10.0
 SIGN_TIMEOUT = 60.0
 MAX_MESSAGE = 256 * 1024 * 1024  # beyond any message_size_limit Postfix would let through
 
@@ -94,13 +93,9 @@ class SubmissionMilter:
         self,
         reading: Reading,
         *,
-        inline: bool,
         sign: Callable[[Sequence[tuple[bytes, bytes]], bytes, SigningKey], bytes],
     ) -> None:
-        # inline: the lookups run on the event loop (a thread hop costs more than they do; the mail services'
-        # databases bound every lookup in time: service_main.mail_service_database).
         self._reading = reading
-        self._inline = inline
         self._sign = sign
 
     def _verdict_blocking(self, login: str | None, headers: Sequence[tuple[bytes, bytes]]) -> Verdict:
@@ -109,13 +104,11 @@ class SubmissionMilter:
         from_values = [value.decode("utf-8", "replace") for name, value in headers if name.lower() == b"from"]
         return self._reading(lambda lookups: decide(login, from_values, lookups))
 
-    async def _verdict(self, login: str | None, headers: Sequence[tuple[bytes, bytes]]) -> Verdict:
+    def _verdict(self, login: str | None, headers: Sequence[tuple[bytes, bytes]]) -> Verdict:
+        # On the event loop: a thread hop costs more than the lookups, and the mail services' databases
+        # bound every lookup in time (service_main.mail_service_database).
         try:
-            if self._inline:
-                return self._verdict_blocking(login, headers)
-            return await asyncio.wait_for(
-                asyncio.to_thread(self._verdict_blocking, login, headers), timeout=LOOKUP_TIMEOUT
-            )
+            return self._verdict_blocking(login, headers)
         except Exception as error:  # the store away or a bug: never let the message pass unchecked
             log.error("sender check failed (%s: %s): answering 451", type(error).__name__, error)
             return Verdict(TEMPORARY)
@@ -170,7 +163,7 @@ class SubmissionMilter:
                 if not agreed_steps & protocol.NO_REPLY_HEADERS:
                     writer.write(protocol.encode(protocol.CONTINUE))
             elif command == protocol.END_OF_HEADERS:
-                message.verdict = await self._verdict(macros.get(LOGIN_MACRO), message.headers)
+                message.verdict = self._verdict(macros.get(LOGIN_MACRO), message.headers)
                 writer.write(self._answer(message.verdict, macros))
             elif command == protocol.BODY:
                 size += len(packet.data)
@@ -194,7 +187,7 @@ class SubmissionMilter:
 
     async def _end_of_message(self, message: _Message, macros: dict[str, str]) -> bytes:
         if message.verdict is None:  # the MTA skipped the end of the headers: judge the message now
-            message.verdict = await self._verdict(macros.get(LOGIN_MACRO), message.headers)
+            message.verdict = self._verdict(macros.get(LOGIN_MACRO), message.headers)
         if message.verdict.reply is not None:
             return self._answer(message.verdict, macros)
         try:

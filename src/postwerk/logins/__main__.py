@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def box_lookup(name: str) -> tuple[Account, str | None] | None:
         return database.read_with(lambda connection: find_delivery_box_login(connection, name))
 
-    dictionary = LoginDictionary(lookup, inline=database.reads_inline, box_lookup=box_lookup)
+    dictionary = LoginDictionary(lookup, box_lookup=box_lookup)
 
     asyncio.run(
         serve_unix(service.socket, protocol=dictionary.protocol, group=service.group, mode=0o660, log=log)

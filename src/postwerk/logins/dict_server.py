@@ -18,7 +18,6 @@ address counts at the very next login.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -51,12 +50,9 @@ def _no_boxes(_name: str) -> tuple[Account, str | None] | None:
 
 
 class LoginDictionary:
-    def __init__(self, lookup: Lookup, *, inline: bool, box_lookup: BoxLookup = _no_boxes) -> None:
+    def __init__(self, lookup: Lookup, *, box_lookup: BoxLookup = _no_boxes) -> None:
         self._lookup = lookup
         self._box_lookup = box_lookup
-        # inline: the lookup runs on the event loop (a thread hop costs more than it; the mail services'
-        # databases bound every lookup in time: service_main.mail_service_database).
-        self._inline = inline
 
     def answer(self, key: str) -> str:
         """The reply to a lookup of dict key `key`."""
@@ -96,10 +92,9 @@ class LoginDictionary:
         command, rest = line[0], line[1:]
         if command == "L":
             # `L<key>`, and from Dovecot 2.3.17 on maybe `\t<user>` after it (empty for the passdb).
-            key = unescape(rest.split("\t", 1)[0])
-            if self._inline:
-                return self.answer(key)
-            return asyncio.to_thread(self.answer, key)
+            # On the event loop: a thread hop costs more than the lookup, and the mail services' databases
+            # bound every lookup in time (service_main.mail_service_database).
+            return self.answer(unescape(rest.split("\t", 1)[0]))
         if command == "I":
             return "\n"  # an empty iteration (the passdb is configured not to iterate)
         return None  # HELLO; the passdb never writes

@@ -181,18 +181,15 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
     return data[:-1]
 
 
-def handler(tables: Tables, *, inline: bool) -> Handler:
+def handler(tables: Tables) -> Handler:
     """Connections from Postfix: many lookups each, until Postfix closes an idle one."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while (request := await asyncio.wait_for(_read_request(reader), READ_TIMEOUT)) is not None:
-                # On the event loop when the database bounds its lookups in time (a thread hop costs more
-                # than a lookup): service_main.mail_service_database.
-                reply = (
-                    answer(tables, request) if inline else await asyncio.to_thread(answer, tables, request)
-                )
-                writer.write(_netstring(reply))
+                # On the event loop: a thread hop costs more than a lookup, and the mail services' databases
+                # bound every lookup in time (service_main.mail_service_database).
+                writer.write(_netstring(answer(tables, request)))
                 await writer.drain()
         except (OSError, ValueError, asyncio.IncompleteReadError, TimeoutError) as error:
             log.debug("socketmap connection closed: %s", type(error).__name__)
@@ -225,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     asyncio.run(
         serve_unix(
             service.socket,
-            handler(tables, inline=database.reads_inline),
+            handler(tables),
             group=service.group,
             mode=0o660,
             log=log,

@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def lookup(keys: Sequence[str], domains: Sequence[str]) -> Found:
         return database.read_with(lambda connection: find_destinations(connection, keys, domains))
 
-    policy = PolicyService(lookup, lookup_inline=database.reads_inline)
+    policy = PolicyService(lookup)
     asyncio.run(serve_unix(service.socket, policy.handle, group=service.group, mode=0o660, log=log))
     return 0
 

@@ -26,7 +26,6 @@ log = logging.getLogger("postwerk.policy")
 
 FULL = "552 5.2.2 Mailbox full"
 DUNNO = "DUNNO"
-LOOKUP_TIMEOUT = 5.0
 MAX_SIZE = 2**62  # a SIZE beyond any quota: larger announced sizes are cut to it
 
 # The store's lookup (`store.mail_lookups.find_destinations` on a read connection).
@@ -42,11 +41,10 @@ def _message_size(text: str) -> int:
 
 
 class PolicyService:
-    def __init__(self, lookup: BlockingLookup, *, lookup_inline: bool) -> None:
-        # lookup_inline: the lookup runs on the event loop (a thread hop costs more than it does; the mail
-        # services' databases bound every lookup in time: service_main.mail_service_database).
+    def __init__(self, lookup: BlockingLookup) -> None:
+        # The lookup runs on the event loop: a thread hop costs more than it does, and the mail services'
+        # databases bound every lookup in time (service_main.mail_service_database).
         self._lookup = lookup
-        self._inline = lookup_inline
 
     def decide_blocking(self, request: Request) -> str:
         if request.malformed or request.get("request") != "smtpd_access_policy":
@@ -70,11 +68,7 @@ class PolicyService:
 
     async def decide(self, request: Request) -> str:
         try:
-            if self._inline:
-                return self.decide_blocking(request)
-            return await asyncio.wait_for(
-                asyncio.to_thread(self.decide_blocking, request), timeout=LOOKUP_TIMEOUT
-            )
+            return self.decide_blocking(request)
         except Exception as error:  # never crash, never leave Postfix waiting: see the module's note
             log.error("quota check failed (%s: %s): answering DUNNO", type(error).__name__, error)
             return DUNNO
