@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bulk_rows import analyze, domain_row, mailbox_row, project_row
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, make_url
 
 from postwerk.mailstack.layout import DOVECOT, MAILBOX_DOMAIN, POSTFIX
 from postwerk.mailstack.stack import MailStack, wait_for_port
@@ -90,9 +90,25 @@ def sqlite_database(settings: Settings) -> AbstractContextManager[Engine]:
     return scratch_sqlite(settings.data_dir)
 
 
-def postgres_database() -> AbstractContextManager[tuple[Engine, str]]:
-    """A fresh migrated schema and a URL for the mail servers to reach it (store.scratch)."""
-    return scratch_postgres_role(POSTGRES_URL, prefix="pw_mailbench")
+POSTGRES_VIA = ("socket", "tcp")
+
+
+@contextmanager
+def postgres_database(via: str = "socket") -> Iterator[tuple[Engine, str]]:
+    """A fresh migrated schema and a URL for the mail servers to reach it (store.scratch): through the
+    server's Unix socket (`via="socket"`, as an installation with PostgreSQL on the same machine connects)
+    or TCP on 127.0.0.1 (`"tcp"`, as mail nodes reach a database server of their own)."""
+    with scratch_postgres_role(POSTGRES_URL, prefix="pw_mailbench") as (engine, url):
+        if via == "socket":
+            with engine.connect() as connection:
+                folders = str(connection.exec_driver_sql("SHOW unix_socket_directories").scalar())
+            parsed = make_url(url)
+            url = (
+                parsed._replace(host=None, port=None)
+                .update_query_dict({"host": folders.split(",")[0].strip(), "port": str(parsed.port or 5432)})
+                .render_as_string(hide_password=False)
+            )
+        yield engine, url
 
 
 def bulk_load(engine: Engine, addresses: list[tuple[str, str]]) -> list[Box]:

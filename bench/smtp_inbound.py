@@ -7,7 +7,10 @@ provisioned mailboxes (`-N`), with 100,000 addresses bulk-loaded, against:
             no policy service, no usage dictionary (Dovecot's quota accounting stays, as on any Dovecot
             that keeps quotas); the same pipe(8) to dovecot-lda (baseline)
   sqlite    Postwerk's stack on SQLite (SQL maps via proxymap, policy service, usage dictionary)
-  postgres  the same on PostgreSQL (127.0.0.1:5432, a fresh schema)
+  postgres  the same on PostgreSQL (a fresh schema), reached through its Unix socket, as an installation
+            with the database on the same machine connects
+  postgres-tcp  the same through TCP on 127.0.0.1:5432, as mail nodes reach a database server of their
+            own (not run unless asked for with --only)
 
     .venv/bin/python bench/smtp_inbound.py [--quick] [--messages N] [--addresses N] [--bursts N]
 
@@ -86,12 +89,26 @@ def _cpu_by_name() -> Counter[str]:
             name = "kworker (kernel workers)"  # they rename themselves by the work they do: one bucket
         if name.startswith("python") and b"-m" in command:
             name = command[command.index(b"-m") + 1].decode()
+        if name == "postgres":
+            name = _postgres_part(command[0].decode(errors="replace"))
         ticks[name] += int(rest[11]) + int(rest[12])
         # What a process's exited children used (once it has waited for them): the LDAs under pipe.
         children = int(rest[13]) + int(rest[14])
         if children:
             ticks[f"{name}: exited children"] += children
     return ticks
+
+
+def _postgres_part(title: str) -> str:
+    """PostgreSQL's processes by their part: its title says `postgres: 15/main: walwriter` for a helper,
+    `postgres: 15/main: <role> <database> <client> <state>` for a client's backend."""
+    parts = title.split(": ")
+    if len(parts) < 3:
+        return "postgres"
+    role = parts[2].split()
+    if len(role) >= 3 and ("(" in role[2] or role[2] == "[local]"):
+        return "postgres: backends"
+    return f"postgres: {' '.join(role[:2]) if role else 'server'}"
 
 
 @dataclass
@@ -192,8 +209,8 @@ def addresses(total: int, bursts: int, per_burst: int) -> list[tuple[str, str]]:
 def prepared(kind: str, folder: Path, wanted: list[tuple[str, str]]) -> Iterator[tuple[MailStack, list[Box]]]:
     total = len(wanted)
     started = time.perf_counter()
-    if kind == "postgres":
-        with postgres_database() as (engine, url):
+    if kind.startswith("postgres"):
+        with postgres_database("tcp" if kind == "postgres-tcp" else "socket") as (engine, url):
             boxes = bulk_load(engine, wanted)
             loaded = time.perf_counter() - started
             settings = settings_for(folder, url)
@@ -309,7 +326,7 @@ def main() -> int:
     parser.add_argument("--addresses", type=int, default=100_000)
     parser.add_argument("--messages", type=int, default=2_000, help="per stack, over all bursts")
     parser.add_argument("--bursts", type=int, default=8)
-    parser.add_argument("--only", choices=["floor", "sqlite", "postgres"], action="append")
+    parser.add_argument("--only", choices=["floor", "sqlite", "postgres", "postgres-tcp"], action="append")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("the mail servers need root", file=sys.stderr)

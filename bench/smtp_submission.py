@@ -9,13 +9,14 @@ queue, for each Argon2id parameter set of `imap_logins.py` (every AUTH pays one 
   sqlite          Postwerk's stack on SQLite: Dovecot's dict passdb answered by `postwerk.logins`, sender
                   checks by the socketmap `postwerk.mailstack.tables`, the milter `postwerk.dkim` (header
                   From: check and DKIM signing: every domain has a key), `postwerk.ratelimit` at end of data
-  postgres        the same on PostgreSQL (127.0.0.1:5432, a fresh schema)
+  postgres        the same on PostgreSQL (a fresh schema), through its Unix socket (the database on the
+                  same machine); `postgres-tcp`: through TCP on 127.0.0.1:5432 (only with --only)
 
 Postwerk's stacks get one more submission listener, the same service without the rate-limit check at the
 end of DATA ("no limit"): the policy service's cost is the ratio of the two, in the same stack.
 
     .venv/bin/python bench/smtp_submission.py [--quick] [--accounts N] [--seconds S] [--rounds N]
-        [--clients N] [--only floor|sqlite|postgres ...] [--parameters cheap|postwerk|dear ...]
+        [--clients N] [--only floor|sqlite|postgres|postgres-tcp ...] [--parameters cheap|postwerk|dear ...]
 
 A message: connect, EHLO, STARTTLS, EHLO, AUTH PLAIN (initial response), MAIL FROM (the mailbox's own
 address), RCPT TO (an outside address), DATA (10 KB, From: the same address, Date and Message-ID set as a
@@ -512,7 +513,11 @@ def postwerk_targets(
     sink.start()
     no_limit = free_listener()
     try:
-        database = postgres_database() if kind == "postgres" else _sqlite_engine(folder)
+        database = (
+            postgres_database("tcp" if kind == "postgres-tcp" else "socket")
+            if kind.startswith("postgres")
+            else _sqlite_engine(folder)
+        )
         with database as (engine, url):
             boxes, keys = provision(engine, accounts)
             loaded = time.perf_counter() - started
@@ -522,7 +527,7 @@ def postwerk_targets(
             with postwerk_stack(settings, _without_limit(no_limit)) as mail:
                 wait_for_port(no_limit, time.monotonic() + 30)
                 print(f"  {kind}: {len(boxes):,} accounts loaded in {loaded:.1f} s", flush=True)
-                role = make_url(url).username if kind == "postgres" else None
+                role = make_url(url).username if kind.startswith("postgres") else None
                 cycles = sender_cycles(boxes, sets)
                 full = Target(kind, mail, settings.submission, sink, cycles, True, keys, role)
                 yield full, Target(f"{kind} {NO_LIMIT}", mail, no_limit, sink, cycles, True, keys, role)
@@ -681,7 +686,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=CLIENTS)
-    parser.add_argument("--only", choices=["floor", "sqlite", "postgres"], action="append")
+    parser.add_argument("--only", choices=["floor", "sqlite", "postgres", "postgres-tcp"], action="append")
     parser.add_argument("--parameters", choices=list(SHORT_NAMES), action="append")
     args = parser.parse_args()
     if os.geteuid() != 0:

@@ -8,12 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
+from sqlalchemy import Engine, make_url
 
 from postwerk.mailstack.layout import DOVECOT, POSTFIX
 from postwerk.mailstack.tls import ensure_self_signed
+from postwerk.store.scratch import scratch_postgres_role
 from tests.api.conftest import free_port
-from tests.conftest import missing
+from tests.conftest import POSTGRES_URL, missing, postgres_reachable
 
 TIMEOUT = 120
 
@@ -103,3 +106,56 @@ def test_config_render_writes_the_system_wide_layout_for_postgresql(tmp_path: Pa
 def test_config_render_refuses_sqlite(tmp_path: Path) -> None:
     result = postwerk("config", "render", "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path))
     assert result.returncode == 2 and "PostgreSQL" in result.stderr
+
+
+def _socket_url(url: str, engine: Engine) -> str:
+    """`url` (a role on the test server) through the server's Unix socket instead of TCP."""
+    with engine.connect() as connection:
+        folders = str(connection.exec_driver_sql("SHOW unix_socket_directories").scalar())
+    folder = folders.split(",")[0].strip()
+    if not Path(folder).is_dir():
+        missing(f"PostgreSQL's socket folder {folder} is not on this machine")
+    parsed = make_url(url)
+    query = {"host": folder, "port": str(parsed.port or 5432)}
+    socket_url = parsed._replace(host=None, port=None).update_query_dict(query)
+    return socket_url.render_as_string(hide_password=False)
+
+
+def test_a_database_url_with_a_unix_socket_reaches_postgresql_from_both_servers(tmp_path: Path) -> None:
+    """`?host=/folder` (libpq's form, which psycopg follows) is how the servers connect too: Postfix's map
+    by its URI form, Dovecot by libpq's keywords (its `connect` goes to libpq as written); not TCP to
+    localhost, which may refuse the role or not listen at all."""
+    reason = postgres_reachable()
+    if reason is not None:
+        missing(reason)
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    ensure_self_signed(cert, key, "mx.socket.example")
+    with scratch_postgres_role(POSTGRES_URL, prefix="pw_sockettest") as (engine, role_url):
+        url = _socket_url(role_url, engine)
+        out = tmp_path / "out"
+        result = postwerk(
+            "config", "render", "--out", str(out), "--database-url", url,
+            "--tls-cert", str(cert), "--tls-key", str(key), "--mail-hostname", "mx.socket.example",
+            "--postmaster", "someone@elsewhere.example",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        recipients = out / "postfix" / "postwerk-recipients.cf"
+        assert "hosts = postgresql://" in recipients.read_text() and "inet:" not in recipients.read_text()
+        # The postmaster of the mail host name needs no data: the answer proves the map reached the schema.
+        config = tmp_path / "postconf"
+        config.mkdir()
+        (config / "main.cf").write_text("compatibility_level = 3.6\n")
+        postmap = subprocess.run(
+            [str(POSTFIX.parent / "postmap"), "-c", str(config), "-q", "postmaster@mx.socket.example",
+             f"pgsql:{recipients}"],
+            capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        )  # fmt: skip
+        answer = (postmap.returncode, postmap.stdout.strip())
+        assert answer == (0, "someone@elsewhere.example"), postmap.stderr
+        sql = (out / "dovecot" / "postwerk-sql.conf.ext").read_text()
+        lines = sql.splitlines()
+        (connect,) = [line.partition("=")[2].strip() for line in lines if line.startswith("connect ")]
+        assert "host=/" in connect
+        with psycopg.connect(connect, connect_timeout=10) as connection:
+            row = connection.execute("SELECT current_user, inet_server_addr() IS NULL").fetchone()
+        assert row == (make_url(role_url).username, True)  # the role, through the socket

@@ -4,9 +4,11 @@ layouts)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 from sqlalchemy.engine import make_url
 
@@ -107,17 +109,47 @@ class Database:
             return cls("sqlite", f"dbpath = {path}", f"driver = sqlite\nconnect = {path}")
         if parsed.get_backend_name() != "postgresql":
             raise ValueError(f"the mail servers read SQLite or PostgreSQL, not {parsed.get_backend_name()}")
-        host = parsed.host or "localhost"
-        port = parsed.port or 5432
-        postfix = [f"hosts = inet:{host}:{port}", f"dbname = {parsed.database or ''}"]
-        dovecot = [f"host={host}", f"port={port}", f"dbname={parsed.database or ''}"]
+        host = parsed.host or _query_value(parsed.query, "host")
+        port = parsed.port or _query_value(parsed.query, "port")
+        database = parsed.database or ""
+        dovecot = [f"host={host}"] if host else []
+        dovecot += [f"port={port}"] if port else []
+        dovecot.append(f"dbname={database}")
         if parsed.username:
-            postfix.append(f"user = {parsed.username}")
             dovecot.append(f"user={parsed.username}")
         if parsed.password:
-            postfix.append(f"password = {parsed.password}")
             dovecot.append(f"password={parsed.password}")
+        if host and not host.startswith("/"):
+            postfix = [f"hosts = inet:{host}:{port or 5432}", f"dbname = {database}"]
+            if parsed.username:
+                postfix.append(f"user = {parsed.username}")
+            if parsed.password:
+                postfix.append(f"password = {parsed.password}")
+        else:
+            # A Unix socket (libpq's default folder when the URL names no host, as for psycopg): Postfix's
+            # `unix:` form takes no port, its URI form everything; `dbname` must be there too, unused.
+            postfix = [f"hosts = {_libpq_socket_uri(parsed.username, parsed.password, database, host, port)}"]
+            postfix.append(f"dbname = {database}")
         return cls("pgsql", "\n".join(postfix), "driver = pgsql\nconnect = " + " ".join(dovecot))
+
+
+def _query_value(query: Mapping[str, str | tuple[str, ...]], name: str) -> str | None:
+    value = query.get(name)
+    if isinstance(value, tuple):
+        value = value[0] if value else None
+    return value or None
+
+
+def _libpq_socket_uri(
+    user: str | None, password: str | None, database: str, folder: str | None, port: int | str | None
+) -> str:
+    credentials = quote(user or "", safe="")
+    if password:
+        credentials += ":" + quote(password, safe="")
+    given = {name: value for name, value in (("host", folder), ("port", port)) if value}
+    options = urlencode(given, safe="/")
+    authority = f"{credentials}@" if credentials else ""
+    return f"postgresql://{authority}/{quote(database, safe='')}" + (f"?{options}" if options else "")
 
 
 def postfix_maps(driver: str) -> tuple[str, ...]:
