@@ -9,9 +9,9 @@ is what an unreachable database must be, never "no such user").
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+
+from postwerk.unix_sockets import OrderedReplies, Reply
 
 READ_LIMIT = 64 * 1024  # Dovecot's own DICT_CLIENT_MAX_LINE_LENGTH
 
@@ -49,67 +49,26 @@ def failed(reason: str) -> str:
     return f"F{escape(reason)}\n"
 
 
-Reply = str | None | Awaitable[str | None]
 Responder = Callable[[str], Reply]
 
 
-class DictProtocol(asyncio.Protocol):
+class DictProtocol(OrderedReplies[bytes]):
     """One Dovecot dict client connection: feeds each line (without its newline; fields still escaped) to
     `respond` and sends its reply, until Dovecot closes the connection. A reply may be an awaitable (a
-    lookup in a thread, a write to wait for); replies still go out in the order of the requests, as the
-    protocol wants. A protocol rather than streams: Dovecot opens a connection per LDA and per login, and
-    the stream machinery (a task per connection, a coroutine per line) cost more than the answers."""
+    lookup in a thread, a write to wait for): Dovecot opens a connection per LDA and per login."""
 
     def __init__(self, respond: Responder) -> None:
+        super().__init__()
         self._respond = respond
-        self._transport: asyncio.Transport | None = None
         self._buffer = b""
-        self._replies: deque[str | asyncio.Future[str | None]] = deque()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-
-    def data_received(self, data: bytes) -> None:
+    def requests(self, data: bytes) -> list[bytes]:
         self._buffer += data
         *lines, self._buffer = self._buffer.split(b"\n")
         if len(self._buffer) > READ_LIMIT:  # a line beyond Dovecot's own limit: end this connection only
-            self._close()
-            return
-        for raw in lines:
-            reply = self._respond(raw.decode("utf-8", "replace"))
-            if reply is None:
-                continue
-            if isinstance(reply, str):
-                if not self._replies:
-                    self._send(reply)
-                else:
-                    self._replies.append(reply)
-                continue
-            waiting = asyncio.ensure_future(reply)
-            self._replies.append(waiting)
-            waiting.add_done_callback(self._send_ready)
+            self.close()
+            return []
+        return lines
 
-    def _send_ready(self, _done: object = None) -> None:
-        while self._replies:
-            head = self._replies[0]
-            if isinstance(head, str):
-                text: str | None = head
-            elif head.done():
-                text = None if head.cancelled() or head.exception() is not None else head.result()
-            else:
-                return
-            self._replies.popleft()
-            if text is not None:
-                self._send(text)
-
-    def _send(self, text: str) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(text.encode())
-
-    def _close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
+    def reply(self, request: bytes) -> Reply:
+        return self._respond(request.decode("utf-8", "replace"))

@@ -60,7 +60,7 @@ def _converse(path: Path, payload: bytes, answers: int) -> list[bytes]:
 
 
 async def _serve(service: PolicyService, path: Path, payloads: list[tuple[bytes, int]]) -> list[list[bytes]]:
-    server = await asyncio.start_unix_server(service.handle, path=str(path))
+    server = await asyncio.get_running_loop().create_unix_server(service.protocol, path=str(path))
     async with server:
         return [await asyncio.to_thread(_converse, path, payload, count) for payload, count in payloads]
 

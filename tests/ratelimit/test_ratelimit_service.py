@@ -149,7 +149,7 @@ def serving(policy: RateLimitPolicy, path: Path) -> Iterator[Path]:
     stop = asyncio.Event()
 
     async def run() -> None:
-        server = await asyncio.start_unix_server(policy.handle, path=str(path))
+        server = await asyncio.get_running_loop().create_unix_server(policy.protocol, path=str(path))
         async with server:
             started.set()
             await stop.wait()

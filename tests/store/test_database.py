@@ -14,11 +14,12 @@ from tests.conftest import unpinged_engine
 NAME = "postwerk-read-with-test"
 
 
-def test_a_closed_connection_is_read_again_on_a_new_one(engine: Engine) -> None:
+@pytest.mark.parametrize("kept", [False, True], ids=["pooled", "kept"])
+def test_a_closed_connection_is_read_again_on_a_new_one(engine: Engine, kept: bool) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite has no server to close a connection")
     unpinged = unpinged_engine(engine, NAME)
-    database = Database(unpinged)
+    database = Database(unpinged, keeps_read_connections=kept)
     tries: list[int] = []
 
     def read(connection: object) -> int:
@@ -44,6 +45,29 @@ def test_a_closed_connection_is_read_again_on_a_new_one(engine: Engine) -> None:
             database.read_with(failing)
         assert len(tries) == 4  # not a dead connection: not tried again
     finally:
+        database.close_kept_connections()
+        unpinged.dispose()
+
+
+def test_a_kept_read_connection_serves_every_read_outside_any_transaction(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("connections are kept on PostgreSQL only")
+    unpinged = unpinged_engine(engine, NAME)
+    database = Database(unpinged, keeps_read_connections=True)
+    backend = text("SELECT pg_backend_pid()")
+    try:
+        first = database.read_with(lambda connection: connection.execute(backend).scalar_one())
+        again = database.read_with(lambda connection: connection.execute(backend).scalar_one())
+        assert first == again
+        with engine.connect() as connection:
+            state = connection.execute(
+                text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": first}
+            ).scalar_one()
+        # Not "idle in transaction": a kept connection holds no snapshot and no lock (a migration's ALTER
+        # TABLE, VACUUM) between lookups.
+        assert state == "idle"
+    finally:
+        database.close_kept_connections()
         unpinged.dispose()
 
 

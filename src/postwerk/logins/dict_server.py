@@ -25,7 +25,8 @@ from collections.abc import Callable
 from postwerk.domain.addresses import parse_address
 from postwerk.domain.errors import DomainError
 from postwerk.domain.submission import Account, may_log_in
-from postwerk.dovecot_dict import NOT_FOUND, DictProtocol, Reply, failed, found, unescape
+from postwerk.dovecot_dict import NOT_FOUND, DictProtocol, failed, found, unescape
+from postwerk.unix_sockets import Reply
 
 log = logging.getLogger("postwerk.logins")
 

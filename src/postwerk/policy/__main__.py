@@ -27,7 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return database.read_with(lambda connection: find_destinations(connection, keys, domains))
 
     policy = PolicyService(lookup)
-    asyncio.run(serve_unix(service.socket, policy.handle, group=service.group, mode=0o660, log=log))
+    serving = serve_unix(service.socket, protocol=policy.protocol, group=service.group, mode=0o660, log=log)
+    asyncio.run(serving)
     return 0
 
 

@@ -7,11 +7,10 @@ and a request too large to keep is still answered (once, when it ends), so Postf
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from postwerk.unix_sockets import close_writer
+from postwerk.unix_sockets import OrderedReplies, Reply
 
 MAX_LINE = 16 * 1024  # Postfix's longest attributes (client certificates' names, SASL names) fit
 MAX_ATTRIBUTES = 200
@@ -30,31 +29,30 @@ class Request:
 class RequestFramer:
     """Bytes in, complete requests out."""
 
-    _buffer: bytearray = field(default_factory=bytearray)
+    _buffer: bytes = b""
     _current: Request = field(default_factory=Request)
     _discarding: bool = False  # inside a line that is too long: skip to its end
 
     def feed(self, data: bytes) -> list[Request]:
-        self._buffer += data
+        *lines, rest = (self._buffer + data).split(b"\n")
+        if len(rest) > MAX_LINE:
+            rest = b""
+            self._discarding = True
+            self._current.malformed = True
+        self._buffer = rest
         done: list[Request] = []
-        while True:
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                if len(self._buffer) > MAX_LINE:
-                    self._buffer.clear()
-                    self._discarding = True
-                    self._current.malformed = True
-                return done
-            line = bytes(self._buffer[:end]).rstrip(b"\r")
-            del self._buffer[: end + 1]
-            if self._discarding:
+        for line in lines:
+            if self._discarding:  # the end of the line that was too long
                 self._discarding = False
                 continue
+            if line.endswith(b"\r"):
+                line = line.rstrip(b"\r")
             if not line:
                 done.append(self._current)
                 self._current = Request()
                 continue
             self._add(line)
+        return done
 
     def _add(self, line: bytes) -> None:
         request = self._current
@@ -68,28 +66,34 @@ class RequestFramer:
         request.attributes[name.decode("ascii", "replace")] = value.decode("utf-8", "replace")
 
 
-def answer(action: str) -> bytes:
+def answer(action: str) -> str:
     # A reply is one line: anything that could end it early is removed.
     clean = action.replace("\r", " ").replace("\n", " ")
-    return f"action={clean}\n\n".encode()
+    return f"action={clean}\n\n"
 
 
-READ_CHUNK = 64 * 1024
+# What a service decides for a request: the action at once, or once it has been waited for.
+Decide = Callable[[Request], str | Awaitable[str]]
 
 
-async def serve_requests(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    decide: Callable[[Request], Awaitable[str]],
-) -> None:
-    """Answer each request of one Postfix connection with `decide`'s action, in order, until it closes."""
-    framer = RequestFramer()
-    try:
-        while data := await reader.read(READ_CHUNK):
-            for request in framer.feed(data):
-                writer.write(answer(await decide(request)))
-            await writer.drain()
-    except (ConnectionError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        await close_writer(writer)
+class PolicyProtocol(OrderedReplies[Request]):
+    """One Postfix connection: each request answered with `decide`'s action, in order, until it closes
+    (smtpd keeps its connection for many requests)."""
+
+    def __init__(self, decide: Decide) -> None:
+        super().__init__()
+        self._decide = decide
+        self._framer = RequestFramer()
+
+    def requests(self, data: bytes) -> list[Request]:
+        return self._framer.feed(data)
+
+    def reply(self, request: Request) -> Reply:
+        action = self._decide(request)
+        if isinstance(action, str):
+            return answer(action)
+        return _answer_when_decided(action)
+
+
+async def _answer_when_decided(action: Awaitable[str]) -> str:
+    return answer(await action)

@@ -15,12 +15,11 @@ is disabled is still refused then, later: its route ends in the error transport 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
 from postwerk.domain.delivery_quota import DISABLED_REPLY, LOOP_REPLY, Found, expand, is_over_quota
-from postwerk.policy.protocol import Request, serve_requests
+from postwerk.policy.protocol import PolicyProtocol, Request
 
 log = logging.getLogger("postwerk.policy")
 
@@ -66,12 +65,13 @@ class PolicyService:
         log.info("refused at RCPT: mailbox %s is full", ", ".join(box.mailbox_id for box in full))
         return FULL
 
-    async def decide(self, request: Request) -> str:
+    def decide(self, request: Request) -> str:
         try:
             return self.decide_blocking(request)
         except Exception as error:  # never crash, never leave Postfix waiting: see the module's note
             log.error("quota check failed (%s: %s): answering DUNNO", type(error).__name__, error)
             return DUNNO
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve_requests(reader, writer, self.decide)
+    def protocol(self) -> PolicyProtocol:
+        """A connection of Postfix's (for `serve_unix`)."""
+        return PolicyProtocol(self.decide)

@@ -51,7 +51,7 @@ from postwerk.domain.sending_rate import (
     sender_login,
     slot_of,
 )
-from postwerk.policy.protocol import Request, serve_requests
+from postwerk.policy.protocol import PolicyProtocol, Request
 from postwerk.store.db import WRITE_OPTION
 from postwerk.store.repository import Database
 from postwerk.store.sending_rate import count_message, prune
@@ -202,8 +202,9 @@ class RateLimitPolicy:
             return CHECK_FAILED
         return DUNNO if refusal is None else refusal
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve_requests(reader, writer, self.decide)
+    def protocol(self) -> PolicyProtocol:
+        """A connection of Postfix's (for `serve_unix`)."""
+        return PolicyProtocol(self.decide)
 
     async def prune_forever(self, limiter: RateLimiter, interval: float = PRUNE_INTERVAL) -> None:
         """Remove windows that hold nothing any more, now and every `interval` seconds (on every mail node:
@@ -225,7 +226,7 @@ async def serve(socket: Path, group: str | None, limiter: RateLimiter) -> None:
     policy = RateLimitPolicy(limiter.check, executor)
     pruner = asyncio.create_task(policy.prune_forever(limiter))
     try:
-        await serve_unix(socket, policy.handle, group=group, mode=0o660, log=log)
+        await serve_unix(socket, protocol=policy.protocol, group=group, mode=0o660, log=log)
     finally:
         pruner.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -3,6 +3,7 @@ transaction (see `Database`)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -64,12 +65,19 @@ class Database:
     """
 
     def __init__(
-        self, engine: Engine, *, retried_read_engine: Engine | None = None, reads_inline: bool | None = None
+        self,
+        engine: Engine,
+        *,
+        retried_read_engine: Engine | None = None,
+        reads_inline: bool | None = None,
+        keeps_read_connections: bool = False,
     ) -> None:
         self.engine = engine
         self.retried_read_engine = retried_read_engine
         self._read_engine = engine
         self.reads_inline = engine.dialect.name == "sqlite" if reads_inline is None else reads_inline
+        # `read_with` on a connection kept by each thread (see there), or None: a pool checkout per read.
+        self._kept_reads: threading.local | None = threading.local() if keeps_read_connections else None
         if engine.dialect.name == "sqlite":
             self._read_options: dict[str, Any] = {READ_OPTION: True}
         else:
@@ -93,7 +101,13 @@ class Database:
         """`read` on a connection of the pool, and once more on a new connection if that one turns out dead
         (the database restarted): for engines without the ping on checkout (`create_db_engine(pre_ping=
         False)`, Postwerk's mail services: a lookup per message is one round trip, not two). A dead
-        connection invalidates the whole pool, so a restart costs one failed try, not one per connection."""
+        connection invalidates the whole pool, so a restart costs one failed try, not one per connection.
+
+        With `keeps_read_connections` (the mail services) each thread keeps its read connection between
+        reads, outside any transaction: a checkout and return per lookup (the isolation level set and
+        reset, the pool's bookkeeping) cost a third of a PostgreSQL lookup's CPU (bench/RESULTS.md)."""
+        if self._kept_reads is not None:
+            return self._read_kept(read)
         try:
             with self.read() as connection:
                 return read(connection)
@@ -102,6 +116,31 @@ class Database:
                 raise
         with self.read() as connection:
             return read(connection)
+
+    def _read_kept(self, read: Callable[[Connection], T]) -> T:
+        kept = self._kept_reads
+        assert kept is not None
+        for attempt in (1, 2):
+            connection: Connection | None = getattr(kept, "connection", None)
+            if connection is None or connection.invalidated or connection.closed:
+                connection = self._read_engine.connect().execution_options(**self._read_options)
+                kept.connection = connection
+            try:
+                return read(connection)
+            except DBAPIError as error:
+                if not error.connection_invalidated or attempt == 2:
+                    raise
+                kept.connection = None
+                connection.close()
+        raise AssertionError("unreachable")
+
+    def close_kept_connections(self) -> None:
+        """Return this thread's kept read connection to the pool (a service stopping)."""
+        if self._kept_reads is not None:
+            connection = getattr(self._kept_reads, "connection", None)
+            self._kept_reads.connection = None
+            if connection is not None:
+                connection.close()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

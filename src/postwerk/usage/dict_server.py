@@ -29,7 +29,8 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from postwerk.dovecot_dict import NOT_FOUND, DictProtocol, Reply, unescape
+from postwerk.dovecot_dict import NOT_FOUND, DictProtocol, unescape
+from postwerk.unix_sockets import Reply
 
 log = logging.getLogger("postwerk.usage")
 
