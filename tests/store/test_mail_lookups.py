@@ -7,12 +7,13 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 
 from postwerk.domain.delivery_quota import Found, full_mailboxes
 from postwerk.service import mail_addresses
 from postwerk.service.access import ADMIN
-from postwerk.store import repository
+from postwerk.store import repository, tables
+from postwerk.store.address_document import MAIL_ADDRESS_DOCUMENT
 from postwerk.store.mail_lookups import _destinations_statement, find_destinations, record_usage
 from tests.store.conftest import HostedProject
 
@@ -78,6 +79,23 @@ def test_recorded_usage_is_in_the_api_document(engine: Engine, hosted: HostedPro
         record_usage(connection, {box: (100, -50_000)}, measured)  # a total, then more removed: never below 0
     document = json.loads(mail_addresses.get(hosted.context, ADMIN, box))
     assert document["mailbox"]["storageInBytes"]["current"]["value"] == 0
+    with hosted.context.db.write() as connection:
+        record_usage(connection, {box: (None, 4096)}, datetime(2027, 1, 2, 3, 4, 5, 6, tzinfo=UTC))
+    _assert_stored_document_is_current(engine, box)
+
+
+def _assert_stored_document_is_current(engine: Engine, address_id: str) -> None:
+    """The document the usage write stored with the new values is, byte for byte, the one built from the
+    row as it is now."""
+    computed = MAIL_ADDRESS_DOCUMENT.expression(engine.dialect)
+    table = tables.mail_addresses
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(table.c.document, table.c.document_version, computed).where(table.c.id == address_id)
+        ).one()
+    assert row.document_version == MAIL_ADDRESS_DOCUMENT.version(engine.dialect)
+    stored, _, current = row
+    assert stored == current
 
 
 def test_the_lookup_is_index_probes_only(engine: Engine) -> None:

@@ -130,22 +130,31 @@ class Document:
         """The document of the row, computed, as text, labelled `document`."""
         return self._for(dialect).expression
 
+    def computed_sql_with(self, dialect: Dialect, replacing: Mapping[str, ColumnElement[Any]]) -> str:
+        """SQL text of the document of a row as it is once the columns named in `replacing` hold the given
+        SQL (literal text: no parameters): for an UPDATE that changes those columns and stores the document
+        in the same statement (one new row version, not two). Stored with this shape's `version`."""
+        return self._sql(dialect, _replaced(self.shape, self.table, replacing))
+
+    def _sql(self, dialect: Dialect, shape: Shape) -> str:
+        builder = _Postgres() if dialect.name == "postgresql" else _Sqlite()
+        tree = builder.as_text(builder.object(shape)).label("document")
+        # Compiled inside a SELECT from the table, so that subqueries refer to its row (correlate).
+        select_sql = str(
+            select(tree)
+            .select_from(self.table)
+            .compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+        )
+        head, tail = "SELECT ", f" AS document \nFROM {self.table.name}"
+        if not (select_sql.startswith(head) and select_sql.endswith(tail)) or "%" in select_sql:
+            # "%": the text reaches the driver as it is, so it must hold no parameter marker
+            raise ValueError(f"unexpected SQL for a document: {select_sql[:80]}...")
+        return select_sql[len(head) : -len(tail)]
+
     def _for(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
-            builder = _Postgres() if dialect.name == "postgresql" else _Sqlite()
-            tree = builder.as_text(builder.object(self.shape)).label("document")
-            # Compiled inside a SELECT from the table, so that subqueries refer to its row (correlate).
-            select_sql = str(
-                select(tree)
-                .select_from(self.table)
-                .compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-            )
-            head, tail = "SELECT ", f" AS document \nFROM {self.table.name}"
-            if not (select_sql.startswith(head) and select_sql.endswith(tail)) or "%" in select_sql:
-                # "%": the text reaches the driver as it is, so it must hold no parameter marker
-                raise ValueError(f"unexpected SQL for a document: {select_sql[:80]}...")
-            sql = select_sql[len(head) : -len(tail)]
+            sql = self._sql(dialect, self.shape)
             compiled = _Compiled(
                 sql=sql,
                 version=hashlib.sha256(sql.encode()).hexdigest()[:16],
@@ -162,6 +171,23 @@ class Document:
             self.stored_in.document: literal_column(self.computed_sql(dialect), type_=Text),
             self.stored_in.version: self.version(dialect),
         }
+
+
+def _replaced(shape: Shape, table: Table, replacing: Mapping[str, ColumnElement[Any]]) -> Shape:
+    """`shape` with the columns of `table` named in `replacing` replaced by the given SQL."""
+
+    def value(item: Any) -> Any:
+        if isinstance(item, Column) and item.table is table and item.key in replacing:
+            return replacing[item.key]
+        if isinstance(item, When):
+            return When(item.condition, _replaced(item.shape, table, replacing))
+        if isinstance(item, Optional):
+            return Optional(value(item.value))
+        if isinstance(item, Mapping):
+            return _replaced(item, table, replacing)
+        return item
+
+    return {key: value(item) for key, item in shape.items()}
 
 
 class _Builder:

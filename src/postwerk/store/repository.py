@@ -11,10 +11,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Engine,
     Row,
+    Text,
     and_,
     bindparam,
     case,
@@ -601,23 +603,57 @@ def update_address(connection: Connection, address_id: str, values: Mapping[str,
     store_address_document(connection, address_id)
 
 
-_USAGE_SET = (
-    update(mail_addresses)
-    .where(mail_addresses.c.id == bindparam("address_id"))
-    .values(usage_bytes=bindparam("usage_bytes"), usage_updated_at=bindparam("usage_updated_at"))
-)
-_USAGE_ADD = (
-    update(mail_addresses)
-    .where(mail_addresses.c.id == bindparam("address_id"))
-    .values(
-        # Never below zero: an increment may arrive for mail a count has already left out.
-        usage_bytes=case(
-            (mail_addresses.c.usage_bytes + bindparam("usage_delta") < 0, 0),
-            else_=mail_addresses.c.usage_bytes + bindparam("usage_delta"),
-        ),
-        usage_updated_at=bindparam("usage_updated_at"),
-    )
-)
+# One mailbox's change of usage, as a one-row derived table the UPDATE below joins: the mailbox, the total
+# Dovecot counted (NULL when it did not count) and the bytes added since.
+_USAGE_CHANGE = select(
+    bindparam("address_id", type_=mail_addresses.c.id.type).label("address_id"),
+    bindparam("usage_total", type_=BigInteger()).label("total"),
+    bindparam("usage_delta", type_=BigInteger()).label("delta"),
+    bindparam("usage_updated_at", type_=UtcDateTime()).label("measured_at"),
+).subquery("usage_change")
+_USAGE_STATEMENTS: dict[str, Any] = {}
+
+
+def _new_usage(total: ColumnElement[Any], delta: ColumnElement[Any]) -> ColumnElement[Any]:
+    # Never below zero: an increment may arrive for mail a count has already left out.
+    usage = func.coalesce(total, mail_addresses.c.usage_bytes) + delta
+    return case((usage < 0, 0), else_=usage)
+
+
+def _usage_statement(connection: Connection) -> Any:
+    """The usage of a mailbox and its stored document in one UPDATE: one new version of the row, not two
+    (an UPDATE of the usage, then one of the document built from it)."""
+    dialect = connection.dialect
+    statement = _USAGE_STATEMENTS.get(dialect.name)
+    if statement is None:
+        change = _USAGE_CHANGE.c
+
+        def named(column: str, type_: Any) -> ColumnElement[Any]:
+            return literal_column(f"{_USAGE_CHANGE.name}.{column}", type_=type_)
+
+        document = MAIL_ADDRESS_DOCUMENT.computed_sql_with(
+            dialect,
+            {
+                "usage_bytes": _new_usage(named("total", BigInteger()), named("delta", BigInteger())),
+                "usage_updated_at": named("measured_at", UtcDateTime()),
+            },
+        )
+        stored = MAIL_ADDRESS_DOCUMENT.stored_in
+        assert stored is not None
+        statement = (
+            update(mail_addresses)
+            .where(mail_addresses.c.id == change.address_id)
+            .values(
+                {
+                    mail_addresses.c.usage_bytes: _new_usage(change.total, change.delta),
+                    mail_addresses.c.usage_updated_at: change.measured_at,
+                    stored.document: literal_column(document, type_=Text),
+                    stored.version: MAIL_ADDRESS_DOCUMENT.version(dialect),
+                }
+            )
+        )
+        _USAGE_STATEMENTS[dialect.name] = statement
+    return statement
 
 
 def update_usage(
@@ -625,16 +661,23 @@ def update_usage(
 ) -> None:
     """The storage usage of many mailboxes, with their stored documents: `totals` set it (`address_id`,
     `usage_bytes`, `usage_updated_at` each), then `deltas` add to it (`address_id`, `usage_delta`,
-    `usage_updated_at`). At most three statements for all of them (the driver sends each as one batch)."""
-    if totals:
-        connection.execute(_USAGE_SET, list(totals))
-    if deltas:
-        connection.execute(_USAGE_ADD, list(deltas))
-    changed = {row["address_id"] for row in (*totals, *deltas)}
-    if changed:
-        connection.execute(
-            _document_statement(connection, "store"), [{"address_id": address_id} for address_id in changed]
+    `usage_updated_at`). One statement for all of them (the driver sends it as one batch)."""
+    changes: dict[str, dict[str, Any]] = {}
+    for row in totals:
+        changes[row["address_id"]] = {
+            "address_id": row["address_id"],
+            "usage_total": row["usage_bytes"],
+            "usage_delta": 0,
+            "usage_updated_at": row["usage_updated_at"],
+        }
+    for row in deltas:
+        change = changes.setdefault(
+            row["address_id"], {"address_id": row["address_id"], "usage_total": None, "usage_delta": 0}
         )
+        change["usage_delta"] += row["usage_delta"]
+        change["usage_updated_at"] = row["usage_updated_at"]
+    if changes:
+        connection.execute(_usage_statement(connection), list(changes.values()))
 
 
 def replace_forward_targets(
