@@ -10,9 +10,9 @@ import socket
 import unicodedata
 from pathlib import Path
 
-from postwerk.domain.submission import Account
+from postwerk.domain.submission import Account, login_name
 from postwerk.dovecot_dict import escape, unescape
-from postwerk.logins.dict_server import LoginDictionary, login_key
+from postwerk.logins.dict_server import LoginDictionary
 
 MAILBOX = "18c2c256-00c4-4aa8-a431-b606b9cf87e3"
 HASH = "{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA"
@@ -31,7 +31,7 @@ def test_a_login_is_found_by_the_domains_rule() -> None:
         "ÄRGER@EXAMPLE.ORG",
         unicodedata.normalize("NFD", "Ärger@example.org"),
     ):
-        assert login_key(login) == "ärger@example.org"
+        assert login_name(login) == ("address", "ärger@example.org")
         assert dictionary.answer(f"shared/passdb/imap/{login}") == expected, login
     assert dictionary.answer("shared/passdb/imap/nohash@example.org") == 'O{"user":"other"}\n'
     for key in (

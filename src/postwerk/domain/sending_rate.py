@@ -35,9 +35,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from postwerk.domain.addresses import parse_address
-from postwerk.domain.errors import DomainError
 from postwerk.domain.rate_limits import RateLimitCatalogue
+from postwerk.domain.submission import login_name
+from postwerk.domain.text import plain_decimal
 
 SLOT_SECONDS = 60
 WINDOW_SLOTS = 60  # the minutes before the current one that still count
@@ -137,15 +137,13 @@ def decide(window: Window, recipients: int, limit: int, now_slot: int) -> Decisi
 def recipient_count(text: str) -> int | None:
     """Postfix's `recipient_count` attribute: None unless plain decimal digits. At the end of a message it
     is at least 1; 0 (not at the end of a message) counts as 1 all the same."""
-    if not text or not text.isascii() or not text.isdigit() or len(text) > 12:
-        return None
-    return min(max(int(text), 1), MAX_RECIPIENTS)
+    count = plain_decimal(text, 12)
+    return None if count is None else min(max(count, 1), MAX_RECIPIENTS)
 
 
 # --- who is sending -------------------------------------------------------------------------------------
 
 _ACCOUNT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-MAX_BOX_NAME = 64
 
 
 @dataclass(frozen=True)
@@ -162,17 +160,10 @@ class SenderLogin:
 
 def sender_login(login: str) -> SenderLogin | None:
     login = login.strip()
-    if "@" in login:
-        try:
-            return SenderLogin("address", parse_address(login).lookup_key)
-        except DomainError:
-            return None
-    lowered = login.lower()
-    if _ACCOUNT_ID.fullmatch(lowered):
-        return SenderLogin("id", lowered)
-    if not lowered or len(lowered) > MAX_BOX_NAME or not lowered.isascii() or not lowered.isprintable():
-        return None
-    return SenderLogin("name", lowered)
+    if _ACCOUNT_ID.fullmatch(login.lower()):
+        return SenderLogin("id", login.lower())
+    named = login_name(login)
+    return None if named is None else SenderLogin(*named)
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,11 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
-from postwerk.domain.addresses import envelope_domain, without_angle_brackets
+from postwerk.domain.addresses import envelope_domain, parse_address, without_angle_brackets
 from postwerk.domain.delivery_quota import recipient_keys
+from postwerk.domain.errors import DomainError
 
 SMTP_SERVICE = "smtp"  # the service name Postfix's Dovecot SASL client sends (Dovecot's %s)
 SENDING_DISABLED = "550 5.7.1 sending is disabled for this account"
@@ -50,6 +51,25 @@ class Account:
     # The provider suspended the sending of the account's whole project (`postwerk sending suspend
     # --project`): it covers accounts created later too, so it is the project's flag, read with the account.
     project_sending_suspended: bool = False
+
+
+MAX_BOX_NAME = 64
+LoginName = tuple[Literal["address", "name"], str]
+
+
+def login_name(login: str) -> LoginName | None:
+    """What a login as typed names: a mailbox by its address (`("address", lookup key)`: any spelling of
+    it) or, without `@`, a delivery box by its name (`("name", lower case)`: server-made, ASCII); None if
+    it can name neither."""
+    if "@" in login:
+        try:
+            return "address", parse_address(login).lookup_key
+        except DomainError:
+            return None
+    name = login.lower()
+    if not name or len(name) > MAX_BOX_NAME or not name.isascii() or not name.isprintable():
+        return None
+    return "name", name
 
 
 def may_log_in(account: Account, service: str) -> bool:

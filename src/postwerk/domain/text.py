@@ -37,3 +37,12 @@ def require_safe_text(text: str, path: str, *, allow_newlines: bool = False, max
             path, f"must NOT have more than {max_length} characters", "maxLength", limit=str(max_length)
         )
     return text
+
+
+def plain_decimal(text: str, max_digits: int) -> int | None:
+    """The value of `text` if it is plain ASCII decimal digits, at most `max_digits` of them; else None.
+    Numbers that mail servers send (sizes, counts) are read with this: Python's int() would also take signs,
+    underscores, white space and other scripts' digits."""
+    if not text or len(text) > max_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)

@@ -22,9 +22,7 @@ import json
 import logging
 from collections.abc import Callable
 
-from postwerk.domain.addresses import parse_address
-from postwerk.domain.errors import DomainError
-from postwerk.domain.submission import Account, may_log_in
+from postwerk.domain.submission import Account, login_name, may_log_in
 from postwerk.dovecot_dict import NOT_FOUND, DictProtocol, failed, found, unescape
 from postwerk.unix_sockets import Reply
 
@@ -36,14 +34,6 @@ PASSDB_PREFIX = "shared/passdb/"
 Lookup = Callable[[str], tuple[str, str | None] | None]
 # Delivery box name -> (the box, password hash), or None: blocking, reads the store.
 BoxLookup = Callable[[str], tuple[Account, str | None] | None]
-
-
-def login_key(login: str) -> str | None:
-    """The lookup key of the address a login names (the domain's rule), or None if it names none."""
-    try:
-        return parse_address(login).lookup_key
-    except DomainError:
-        return None
 
 
 def _no_boxes(_name: str) -> tuple[Account, str | None] | None:
@@ -76,16 +66,16 @@ class LoginDictionary:
         return found(json.dumps(fields, separators=(",", ":")))
 
     def _find(self, service: str, login: str) -> tuple[str, str | None] | None:
-        if "@" not in login:
-            # A delivery box's name (server-made, ASCII, never with `@`).
-            if not login or len(login) > 64:
-                return None
-            box = self._box_lookup(login.lower())
-            if box is None or not may_log_in(box[0], service):
-                return None
-            return box[0].account_id, box[1]
-        address_key = login_key(login)
-        return None if address_key is None else self._lookup(address_key)
+        named = login_name(login)
+        if named is None:
+            return None
+        kind, key = named
+        if kind == "address":
+            return self._lookup(key)
+        box = self._box_lookup(key)
+        if box is None or not may_log_in(box[0], service):
+            return None
+        return box[0].account_id, box[1]
 
     def respond(self, line: str) -> Reply:
         if not line:

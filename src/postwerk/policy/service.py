@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from postwerk.domain.delivery_quota import DISABLED_REPLY, LOOP_REPLY, Found, expand, is_over_quota
+from postwerk.domain.text import plain_decimal
 from postwerk.policy.protocol import PolicyProtocol, Request
 
 log = logging.getLogger("postwerk.policy")
@@ -32,11 +33,8 @@ BlockingLookup = Callable[[Sequence[str], Sequence[str]], Found]
 
 
 def _message_size(text: str) -> int:
-    # Only plain decimal digits: Python's int() would also take signs, underscores and other scripts'
-    # digits.
-    if not text or not text.isascii() or not text.isdigit() or len(text) > 19:
-        return 0
-    return min(int(text), MAX_SIZE)
+    size = plain_decimal(text, 19)
+    return 0 if size is None else min(size, MAX_SIZE)
 
 
 class PolicyService:

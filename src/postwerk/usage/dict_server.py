@@ -29,6 +29,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from postwerk.domain.text import plain_decimal
 from postwerk.dovecot_dict import NOT_FOUND, DictProtocol, unescape
 from postwerk.unix_sockets import Reply
 
@@ -64,10 +65,10 @@ Writer = Callable[[Changes], None]  # blocking: stores a batch, raises if it cou
 
 
 def _parse_integer(value: str) -> int | None:
-    digits = value.removeprefix("-")
-    if not digits.isascii() or not digits.isdigit() or len(digits) > MAX_DIGITS:
+    magnitude = plain_decimal(value.removeprefix("-"), MAX_DIGITS)
+    if magnitude is None:
         return None
-    return int(value)
+    return -magnitude if value.startswith("-") else magnitude
 
 
 class UsageCollector:

@@ -1,0 +1,182 @@
+"""What one message's database work costs on PostgreSQL, piece by piece, without the mail servers: the CPU of
+the backend (from /proc) and of the client for each statement the mail servers send per inbound message,
+through TCP on 127.0.0.1 and through PostgreSQL's Unix socket; the usage write per delivery; and the policy
+service per request over its own socket (PostgreSQL and SQLite). 20,000 mailboxes, bulk-loaded.
+
+    .venv/bin/python bench/mail_lookups.py [--calls N]
+
+Where bench/smtp_inbound.py says how much PostgreSQL adds per message, this says which part and why; the
+baseline of every line is `SELECT 1` on the same connection (a round trip with nothing in it).
+Needs the PostgreSQL server (127.0.0.1:5432, trust) and its socket folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from mail_stacks import Box, bulk_load, postgres_database
+
+from postwerk.mailstack.layout import EMBEDDED_ACCOUNTS, Layout
+from postwerk.mailstack.render import render
+from postwerk.settings import Settings
+from postwerk.store import repository
+from postwerk.store.db import create_db_engine, upgrade
+
+MAILBOXES = 20_000
+DOMAIN = "lookups.bench.example"
+CLOCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK
+
+
+def rendered_queries(url: str, folder: Path) -> dict[str, str]:
+    """The per-message queries of the rendered configuration (`%s`, `%u` still in them), by map name."""
+    settings = Settings(data_dir=folder, database_url=url, mail_hostname="mx.bench.example")
+    queries: dict[str, str] = {}
+    for rendered in render(settings, Layout.embedded(folder), EMBEDDED_ACCOUNTS, mail_uid=1000):
+        name = rendered.path.name.removeprefix("postwerk-").split(".")[0]
+        for line in rendered.content.replace("\n    ", " ").splitlines():
+            key, _, value = line.partition(" = ")
+            if key in {"query", "user_query"} and name in {"recipients", "domains", "sql"}:
+                queries[name] = value.strip()
+    return queries
+
+
+def statements(url: str, boxes: list[Box], calls: int, label: str, folder: Path) -> None:
+    queries = rendered_queries(url, folder)
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as connection:
+        backend = connection.execute("SELECT pg_backend_pid()").fetchone()
+        assert backend is not None
+        cursor = psycopg.ClientCursor(connection)  # plain query text, as Postfix's and Dovecot's clients send
+        cases: dict[str, Callable[[Box], str]] = {
+            "SELECT 1": lambda box: "SELECT 1",
+            "recipient (smtpd, cleanup)": lambda box: queries["recipients"].replace("%s", box.address),
+            "domain (trivial-rewrite)": lambda box: queries["domains"].replace("%s", DOMAIN),
+            "userdb (dovecot-lda)": lambda box: queries["sql"].replace("%u", box.mailbox_id),
+        }
+        for name, query in cases.items():
+            backend_before, client_before = cpu_seconds(backend[0]), time.process_time()
+            for box in boxes[:calls]:
+                cursor.execute(query(box).encode().decode("latin-1"))
+                cursor.fetchall()
+            backend_us = (cpu_seconds(backend[0]) - backend_before) / calls * 1e6
+            client_us = (time.process_time() - client_before) / calls * 1e6
+            print(f"  {label:<10} {name:<37} backend {backend_us:6.0f} us   client {client_us:6.0f} us")
+
+
+def usage_writes(url: str, boxes: list[Box], calls: int) -> None:
+    engine = create_db_engine(url, pool_size=1)
+    with engine.connect() as connection:
+        backend = int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+        connection.commit()
+        backend_before = cpu_seconds(backend)
+        for start in range(0, calls, 5):  # five deliveries per window, as at ~100 messages a second
+            now = datetime.now(UTC)
+            deltas = [
+                {"address_id": box.mailbox_id, "usage_delta": 10240, "usage_updated_at": now}
+                for box in boxes[start : start + 5]
+            ]
+            repository.update_usage(connection, [], deltas)
+            connection.commit()
+        backend_us = (cpu_seconds(backend) - backend_before) / calls * 1e6
+    engine.dispose()
+    print(f"  {'socket':<10} usage write, per delivery (5 a window) backend {backend_us:6.0f} us")
+
+
+POLICY_REQUEST = (
+    "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\nclient_address=127.0.0.1\n"
+    "client_name=localhost\nhelo_name=client.bench.example\nsender=sender@outside.example\n"
+    "recipient={recipient}\nrecipient_count=0\nqueue_id=\ninstance=1a2b.3c4d.5e6f.0\nsize=10240\n"
+    "sasl_method=\nsasl_username=\nencryption_protocol=\nserver_address=127.0.0.1\nserver_port=25\n"
+    "compatibility_level=3.6\nmail_version=3.7.11\n\n"
+)
+
+
+@contextmanager
+def policy_service(url: str, folder: Path) -> Iterator[tuple[int, Path]]:
+    path = folder / "policy.sock"
+    environment = dict(os.environ, POSTWERK_DATABASE_URL=url, POSTWERK_LOG_LEVEL="warning")
+    service = subprocess.Popen(
+        [sys.executable, "-m", "postwerk.policy", "--socket", str(path)], env=environment
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not path.exists():
+            if time.monotonic() > deadline or service.poll() is not None:
+                raise RuntimeError("the policy service did not start")
+            time.sleep(0.05)
+        yield service.pid, path
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+
+
+def policy_requests(url: str, boxes: list[Box], calls: int, label: str) -> None:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        policy_service(url, Path(folder)) as (pid, path),
+        socket.socket(socket.AF_UNIX) as client,
+    ):
+        client.settimeout(30)
+        client.connect(str(path))
+        replies = client.makefile("rb")
+
+        def ask(box: Box) -> bytes:
+            client.sendall(POLICY_REQUEST.format(recipient=box.address).encode())
+            answer = replies.readline()
+            replies.readline()
+            return answer
+
+        for box in boxes[:100]:
+            ask(box)
+        before = cpu_seconds(pid)
+        for box in boxes[:calls]:
+            if ask(box) != b"action=DUNNO\n":
+                raise RuntimeError("the policy service refused a mailbox with room")
+        service_us = (cpu_seconds(pid) - before) / calls * 1e6
+    print(f"  {label:<10} policy service, per request{'':<11}service {service_us:6.0f} us")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=3000)
+    args = parser.parse_args()
+    calls = min(args.calls, MAILBOXES)
+    addresses = [(f"{number}u@{DOMAIN}", "x") for number in range(MAILBOXES)]
+    print(f"{MAILBOXES:,} mailboxes; {calls:,} calls per line; CPU per call (from /proc)")
+    with tempfile.TemporaryDirectory() as folder:
+        for via in ("tcp", "socket"):
+            with postgres_database(via) as (engine, url):
+                boxes = bulk_load(engine, addresses)
+                statements(url, boxes, calls, via, Path(folder))
+                if via == "socket":
+                    usage_writes(url, boxes, calls)
+                    policy_requests(url, boxes, calls, "postgres")
+        sqlite_url = f"sqlite:///{folder}/lookups.sqlite"
+        engine = create_db_engine(sqlite_url, pool_size=1)
+        upgrade(engine)
+        boxes = bulk_load(engine, addresses)
+        engine.dispose()
+        policy_requests(sqlite_url, boxes, calls, "sqlite")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
