@@ -11,8 +11,19 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_private_key
 
 from postwerk.domain.addresses import parse_domain
-from postwerk.domain.dkim import RSA_BITS, is_selector, new_key_pair, new_selector, record_name, record_text
+from postwerk.domain.dkim import (
+    RSA_BITS,
+    KeyStatus,
+    Rotation,
+    is_selector,
+    new_key_pair,
+    new_selector,
+    plan_rotation,
+    record_name,
+    record_text,
+)
 from postwerk.domain.dns_records import TXT_CHUNK, ListedKey, PublicHost, records_for, spf_text
+from postwerk.domain.errors import Conflict
 from postwerk.domain.header_from import BAD_FROM, NO_FROM, SEVERAL_FROM, HeaderRefused, header_from
 
 NOVEMBER = datetime(2026, 11, 26, tzinfo=UTC)
@@ -144,3 +155,19 @@ def test_exactly_one_from_header() -> None:
         header_from(["a@example.org", "a@example.org"])
     assert (none.value.reply, two.value.reply) == (NO_FROM, SEVERAL_FROM)
     assert all(r.startswith("553 5.7.1 ") for r in (NO_FROM, SEVERAL_FROM, BAD_FROM))
+
+
+def test_rotation_retires_the_active_key_and_activates_the_prepared_one() -> None:
+    active = ("a", "pw202610", KeyStatus.ACTIVE)
+    retired = ("r", "pw202601", KeyStatus.RETIRED)
+    prepared = ("n", "pw202611", KeyStatus.NEXT)
+    assert plan_rotation("x.example", [active, retired], prepare=False) == Rotation(
+        retire=("a",), new_key=KeyStatus.ACTIVE
+    )
+    activated = plan_rotation("x.example", [active, prepared], prepare=False)
+    assert activated == Rotation(retire=("a",), activate="n")
+    # Prepared: listed only, the active key keeps signing; a domain without one gets an active key at once.
+    assert plan_rotation("x.example", [active, retired], prepare=True) == Rotation(new_key=KeyStatus.NEXT)
+    assert plan_rotation("x.example", [retired], prepare=True) == Rotation(new_key=KeyStatus.ACTIVE)
+    with pytest.raises(Conflict, match=r"x\.example has a prepared key already \(pw202611\)"):
+        plan_rotation("x.example", [active, prepared], prepare=True)

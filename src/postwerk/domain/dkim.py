@@ -38,6 +38,8 @@ from enum import StrEnum
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from postwerk.domain.errors import Conflict
+
 RSA_BITS = 2048
 ALGORITHM = "rsa"  # the k= tag of the record; the signature is rsa-sha256
 SELECTOR_PREFIX = "pw"
@@ -81,6 +83,35 @@ def new_selector(made_at: datetime, taken: Collection[str]) -> str:
     while f"{base}-{number}" in taken:
         number += 1
     return f"{base}-{number}"
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What a rotation does to a domain's keys (by key id)."""
+
+    retire: tuple[str, ...] = ()  # the active keys, which sign no more
+    activate: str | None = None  # the prepared key, which signs from now on
+    new_key: KeyStatus | None = None  # a key pair to make, with this status; None: none
+
+
+def plan_rotation(domain: str, keys: Collection[tuple[str, str, KeyStatus]], *, prepare: bool) -> Rotation:
+    """The rotation of `domain`'s keys ((id, selector, status) each; see the module's note):
+    - `rotate`: the prepared key becomes active if there is one, else a new key does; the active key
+      retires;
+    - `rotate --prepare`: a new key is listed as next while the active key keeps signing (a domain without
+      an active key gets an active one at once); refused (Conflict) when a key is prepared already."""
+    active = tuple(key_id for key_id, _, status in keys if status is KeyStatus.ACTIVE)
+    prepared = [(key_id, selector) for key_id, selector, status in keys if status is KeyStatus.NEXT]
+    if prepare:
+        if prepared:
+            raise Conflict(
+                f"{domain} has a prepared key already ({prepared[0][1]}): publish its record, then run"
+                " `rotate` without --prepare to make it sign"
+            )
+        return Rotation(new_key=KeyStatus.NEXT if active else KeyStatus.ACTIVE)
+    if prepared:
+        return Rotation(retire=active, activate=prepared[0][0])
+    return Rotation(retire=active, new_key=KeyStatus.ACTIVE)
 
 
 def is_selector(text: str) -> bool:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from postwerk.domain.addresses import DomainName, parse_domain
-from postwerk.domain.dkim import KeyPair, KeyStatus, new_key_pair, new_selector
+from postwerk.domain.dkim import KeyPair, KeyStatus, new_key_pair, new_selector, plan_rotation
 from postwerk.domain.dns_records import DnsRecord, PublicHost, records_for
 from postwerk.domain.errors import Conflict, NotFound, ValidationFailed
 from postwerk.service import Context, new_id, now
@@ -122,33 +122,28 @@ def rotate(ctx: Context, name: str, *, prepare: bool = False) -> StoredKey:
 
 def _rotate(connection: Connection, row: Row[Any], pair: KeyPair, *, prepare: bool) -> StoredKey:
     current = keys.keys_of_domain(connection, row.id)
-    active = [key for key in current if key.status == KeyStatus.ACTIVE.value]
-    prepared = [key for key in current if key.status == KeyStatus.NEXT.value]
+    listed = [(key.id, key.selector, KeyStatus(key.status)) for key in current]
+    rotation = plan_rotation(row.name_unicode, listed, prepare=prepare)
     timestamp = now()
-    if prepare and prepared:
-        raise Conflict(
-            f"{row.name_unicode} has a prepared key already ({prepared[0].selector}): publish its record,"
-            " then run `rotate` without --prepare to make it sign"
-        )
-    for key in active if not prepare else ():
-        keys.set_status(connection, key.id, {"status": KeyStatus.RETIRED.value, "retired_at": timestamp})
-    if prepared and not prepare:
+    for key_id in rotation.retire:
+        keys.set_status(connection, key_id, {"status": KeyStatus.RETIRED.value, "retired_at": timestamp})
+    if rotation.activate is not None:
         keys.set_status(
-            connection, prepared[0].id, {"status": KeyStatus.ACTIVE.value, "activated_at": timestamp}
+            connection, rotation.activate, {"status": KeyStatus.ACTIVE.value, "activated_at": timestamp}
         )
-        return next(key for key in keys.keys_of_domain(connection, row.id) if key.id == prepared[0].id)
-    status = KeyStatus.NEXT if prepare and active else KeyStatus.ACTIVE
-    key_id = new_id()
-    keys.insert_key_pair(
-        connection,
-        key_id=key_id,
-        domain_id=row.id,
-        selector=new_selector(timestamp, {key.selector for key in current}),
-        pair=pair,
-        status=status,
-        made_at=timestamp,
-    )
-    return next(key for key in keys.keys_of_domain(connection, row.id) if key.id == key_id)
+    made = rotation.activate
+    if rotation.new_key is not None:
+        made = new_id()
+        keys.insert_key_pair(
+            connection,
+            key_id=made,
+            domain_id=row.id,
+            selector=new_selector(timestamp, {key.selector for key in current}),
+            pair=pair,
+            status=rotation.new_key,
+            made_at=timestamp,
+        )
+    return next(key for key in keys.keys_of_domain(connection, row.id) if key.id == made)
 
 
 def remove_key(ctx: Context, name: str, selector: str) -> None:

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from postwerk.domain.addresses import parse_address
 from postwerk.domain.errors import Conflict, NotFound
@@ -17,8 +17,6 @@ from postwerk.service import Context, now, projects
 from postwerk.service import mail_addresses as addresses
 from postwerk.service.access import ADMIN
 from postwerk.store import repository as repo
-from postwerk.store.tables import delivery_boxes, mail_addresses
-from postwerk.store.tables import projects as project_table
 
 log = logging.getLogger("postwerk")
 
@@ -35,12 +33,9 @@ def _address_id(connection: Connection, reference: str) -> str:
         key = parse_address(reference).lookup_key
     except Exception:  # not an address either: the error below names what was given
         key = None
-    if key is not None:
-        found = connection.execute(
-            select(mail_addresses.c.id).where(mail_addresses.c.lookup_key == key)
-        ).scalar()
-        if found is not None:
-            return str(found)
+    found = None if key is None else repo.address_id_by_key(connection, key)
+    if found is not None:
+        return found
     raise NotFound(f"no mail address {reference!r}")
 
 
@@ -92,9 +87,7 @@ def set_delivery_box_sending(ctx: Context, reference: str, *, enabled: bool) -> 
     with ctx.db.write() as connection:
         box = repo.get_delivery_box(connection, reference)
         if box is None:
-            box = connection.execute(
-                select(delivery_boxes).where(delivery_boxes.c.name == reference.strip().lower())
-            ).first()
+            box = repo.find_delivery_box_by_name(connection, reference.strip().lower())
         if box is None:
             raise NotFound(f"no delivery box {reference!r}")
         repo.update_delivery_box(connection, str(box.id), {"sending_enabled": enabled, "updated_at": now()})
@@ -110,11 +103,7 @@ def set_project_sending(ctx: Context, reference: str, *, enabled: bool) -> Sendi
         project = repo.find_project(connection, reference)
         if project is None:
             raise NotFound(f"no project {reference!r}")
-        connection.execute(
-            update(project_table)
-            .where(project_table.c.id == project.id)
-            .values(sending_suspended=not enabled, updated_at=now())
-        )
+        repo.set_project_sending_suspended(connection, str(project.id), not enabled, updated_at=now())
         return Sending("project", str(project.id), str(project.short_id), enabled)
 
 

@@ -221,6 +221,16 @@ def delete_project(connection: Connection, project_id: str, *, deleted_at: datet
     return connection.execute(delete(projects).where(projects.c.id == project_id)).rowcount > 0
 
 
+def set_project_sending_suspended(
+    connection: Connection, project_id: str, suspended: bool, *, updated_at: datetime
+) -> None:
+    connection.execute(
+        update(projects)
+        .where(projects.c.id == project_id)
+        .values(sending_suspended=suspended, updated_at=updated_at)
+    )
+
+
 # --- domains ------------------------------------------------------------------------------------------
 
 
@@ -769,9 +779,14 @@ def claim_facts(connection: Connection, domain_ascii: str, key: str) -> Any:
     return connection.execute(_CLAIM_FACTS, {"domain": domain_ascii, "key": key}).first()
 
 
+def address_id_by_key(connection: Connection, key: str) -> str | None:
+    """The id of the address whose lookup key is `key`, if there is one."""
+    found = connection.execute(select(mail_addresses.c.id).where(mail_addresses.c.lookup_key == key)).scalar()
+    return None if found is None else str(found)
+
+
 def address_key_taken(connection: Connection, key: str) -> bool:
-    statement = select(mail_addresses.c.id).where(mail_addresses.c.lookup_key == key)
-    return connection.execute(statement).first() is not None
+    return address_id_by_key(connection, key) is not None
 
 
 # --- delivery boxes -----------------------------------------------------------------------------------
@@ -783,6 +798,11 @@ def insert_delivery_box(connection: Connection, values: Mapping[str, Any]) -> No
 
 def get_delivery_box(connection: Connection, box_id: str) -> Row[Any] | None:
     return connection.execute(select(delivery_boxes).where(delivery_boxes.c.id == box_id)).first()
+
+
+def find_delivery_box_by_name(connection: Connection, name: str) -> Row[Any] | None:
+    """By its login name (lower case, as stored)."""
+    return connection.execute(select(delivery_boxes).where(delivery_boxes.c.name == name)).first()
 
 
 def list_delivery_boxes(
