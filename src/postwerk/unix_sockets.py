@@ -17,9 +17,9 @@ from typing import Generic, TypeVar
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
-# An answer to one request: the text to send now, an awaitable of it (a lookup to wait for), or None (a
-# request that gets no answer).
-Reply = str | None | Awaitable[str | None]
+# An answer to one request: what to send now (text is sent as UTF-8), an awaitable of it (a lookup to wait
+# for), or None (a request that gets no answer).
+Reply = str | bytes | None | Awaitable[str | bytes | None]
 RequestT = TypeVar("RequestT")
 
 
@@ -33,7 +33,7 @@ class OrderedReplies(asyncio.Protocol, Generic[RequestT]):
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
-        self._pending: deque[str | asyncio.Future[str | None]] = deque()
+        self._pending: deque[str | bytes | asyncio.Future[str | bytes | None]] = deque()
 
     def requests(self, data: bytes) -> Iterable[RequestT]:
         raise NotImplementedError
@@ -50,7 +50,7 @@ class OrderedReplies(asyncio.Protocol, Generic[RequestT]):
             answer = self.reply(request)
             if answer is None:
                 continue
-            if isinstance(answer, str):
+            if isinstance(answer, (str, bytes)):
                 if self._pending:
                     self._pending.append(answer)
                 else:
@@ -63,8 +63,8 @@ class OrderedReplies(asyncio.Protocol, Generic[RequestT]):
     def _send_ready(self, _done: object = None) -> None:
         while self._pending:
             head = self._pending[0]
-            if isinstance(head, str):
-                answer: str | None = head
+            if isinstance(head, (str, bytes)):
+                answer: str | bytes | None = head
             elif head.done():
                 answer = None if head.cancelled() or head.exception() is not None else head.result()
             else:
@@ -73,9 +73,9 @@ class OrderedReplies(asyncio.Protocol, Generic[RequestT]):
             if answer is not None:
                 self._send(answer)
 
-    def _send(self, answer: str) -> None:
+    def _send(self, answer: str | bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(answer.encode())
+            self._transport.write(answer.encode() if isinstance(answer, str) else answer)
 
     def close(self) -> None:
         if self._transport is not None:
@@ -90,6 +90,20 @@ async def close_writer(writer: asyncio.StreamWriter) -> None:
     writer.close()
     with contextlib.suppress(ConnectionError, OSError):
         await writer.wait_closed()
+
+
+def _ending_quietly(handler: Handler) -> Handler:
+    """`handler`, ending without an error when the service stops with the connection still open: asyncio.run
+    cancels what is left, and Python 3.11's stream server then logs the cancelled handler as an error, with
+    a traceback (its callback asks the cancelled task for its exception)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await handler(reader, writer)
+        except asyncio.CancelledError:
+            writer.close()
+
+    return handle
 
 
 def _remove_stale(path: Path) -> None:
@@ -119,7 +133,7 @@ async def serve_unix(
         if protocol is not None:
             server = await asyncio.get_running_loop().create_unix_server(protocol, path=str(path))
         elif handler is not None:
-            server = await asyncio.start_unix_server(handler, path=str(path), limit=limit)
+            server = await asyncio.start_unix_server(_ending_quietly(handler), path=str(path), limit=limit)
         else:
             raise ValueError("serve_unix needs a handler or a protocol")
     finally:

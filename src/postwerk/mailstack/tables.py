@@ -44,12 +44,13 @@ from postwerk.service_main import start_socket_service
 from postwerk.store import repository as repo
 from postwerk.store.mail_lookups import SenderLookup, find_account
 from postwerk.store.repository import Database
-from postwerk.unix_sockets import Handler, close_writer, serve_unix
+from postwerk.unix_sockets import OrderedReplies, Reply, serve_unix
 
 log = logging.getLogger("postwerk.mailstack.tables")
 
 SECRET_BYTES = 32
 MAX_REQUEST = 100_000  # Postfix's own socketmap limit
+MAX_LENGTH_DIGITS = 6
 READ_TIMEOUT = 600.0  # Postfix keeps a connection open between lookups and closes idle ones itself
 UTF8_KEY_FILTER_FILE = "postwerk-utf8-keys.regexp"
 # The regexp table in front of `address-key` and `domain-key` (a file: main.cf would expand its `$`): it
@@ -165,38 +166,61 @@ def answer(tables: Tables, request: bytes) -> bytes:
     return b"OK " + value.encode("utf-8", errors="surrogateescape")
 
 
-async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
-    try:
-        digits = await reader.readuntil(b":")
-    except asyncio.IncompleteReadError:
-        return None
-    if not digits[:-1].isdigit() or len(digits) > 7:
-        raise ValueError("not a netstring")
-    length = int(digits[:-1])
-    if length > MAX_REQUEST:
-        raise ValueError("request too long")
-    data = await reader.readexactly(length + 1)
-    if data[-1:] != b",":
-        raise ValueError("not a netstring")
-    return data[:-1]
+class SocketmapConnection(OrderedReplies[bytes]):
+    """One connection from Postfix: many lookups (netstrings, "NAME KEY"), until Postfix closes an idle one
+    or `READ_TIMEOUT` passes without a request. A request that is no netstring ends the connection after the
+    answers before it. The lookups run on the event loop: a thread hop costs more than a lookup, and the
+    mail services' databases bound every lookup in time (service_main.mail_service_database)."""
 
+    def __init__(self, tables: Tables) -> None:
+        super().__init__()
+        self._tables = tables
+        self._buffer = b""
+        self._idle: asyncio.TimerHandle | None = None
 
-def handler(tables: Tables) -> Handler:
-    """Connections from Postfix: many lookups each, until Postfix closes an idle one."""
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._wait_for_more()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while (request := await asyncio.wait_for(_read_request(reader), READ_TIMEOUT)) is not None:
-                # On the event loop: a thread hop costs more than a lookup, and the mail services' databases
-                # bound every lookup in time (service_main.mail_service_database).
-                writer.write(_netstring(answer(tables, request)))
-                await writer.drain()
-        except (OSError, ValueError, asyncio.IncompleteReadError, TimeoutError) as error:
-            log.debug("socketmap connection closed: %s", type(error).__name__)
-        finally:
-            await close_writer(writer)
+    def _wait_for_more(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(READ_TIMEOUT, self.close)
 
-    return handle
+    def requests(self, data: bytes) -> list[bytes]:
+        self._wait_for_more()
+        self._buffer += data
+        found: list[bytes] = []
+        while self._buffer:
+            digits, colon, rest = self._buffer.partition(b":")
+            if not colon:
+                if len(digits) > MAX_LENGTH_DIGITS or not digits.isdigit():
+                    return self._broken(found)
+                break
+            if not digits.isdigit() or len(digits) > MAX_LENGTH_DIGITS or int(digits) > MAX_REQUEST:
+                return self._broken(found)
+            length = int(digits)
+            if len(rest) <= length:
+                break
+            if rest[length : length + 1] != b",":
+                return self._broken(found)
+            found.append(rest[:length])
+            self._buffer = rest[length + 1 :]
+        return found
+
+    def _broken(self, found: list[bytes]) -> list[bytes]:
+        log.debug("socketmap connection closed: not a netstring")
+        self._buffer = b""
+        asyncio.get_running_loop().call_soon(self.close)  # after the answers to the requests before it
+        return found
+
+    def reply(self, request: bytes) -> Reply:
+        return _netstring(answer(self._tables, request))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        super().connection_lost(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -222,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     asyncio.run(
         serve_unix(
             service.socket,
-            handler(tables),
+            protocol=lambda: SocketmapConnection(tables),
             group=service.group,
             mode=0o660,
             log=log,
