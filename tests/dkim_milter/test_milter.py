@@ -89,7 +89,7 @@ def serving(milter: SubmissionMilter, path: Path) -> Iterator[Path]:
     async def run() -> None:
         nonlocal stop
         stop = asyncio.Event()
-        server = await asyncio.start_unix_server(milter.handle, path=str(path))
+        server = await asyncio.get_running_loop().create_unix_server(milter.protocol, path=str(path))
         ready.set()
         async with server:
             await stop.wait()

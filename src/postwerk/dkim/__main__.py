@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import Connection
 
 from postwerk.dkim.milter import Lookups, SubmissionMilter, Verdict
-from postwerk.dkim.protocol import MAX_PACKET
 from postwerk.dkim.signing import signature
 from postwerk.service_main import start_socket_service
 from postwerk.store.dkim_keys import signing_key
@@ -38,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     milter = milter_for(service.database)
     asyncio.run(
-        serve_unix(service.socket, milter.handle, group=service.group, mode=0o660, log=log, limit=MAX_PACKET)
+        serve_unix(service.socket, protocol=milter.protocol, group=service.group, mode=0o660, log=log)
     )
     return 0
 

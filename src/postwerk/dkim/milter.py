@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from postwerk.dkim import protocol
@@ -30,7 +30,7 @@ from postwerk.dkim.protocol import ProtocolError
 from postwerk.domain.header_from import HeaderRefused, header_from
 from postwerk.domain.submission import SenderLookup, sender_owners
 from postwerk.store.dkim_keys import SigningKey
-from postwerk.unix_sockets import close_writer
+from postwerk.unix_sockets import OrderedReplies, Reply
 
 log = logging.getLogger("postwerk.dkim")
 
@@ -104,7 +104,7 @@ class SubmissionMilter:
         from_values = [value.decode("utf-8", "replace") for name, value in headers if name.lower() == b"from"]
         return self._reading(lambda lookups: decide(login, from_values, lookups))
 
-    def _verdict(self, login: str | None, headers: Sequence[tuple[bytes, bytes]]) -> Verdict:
+    def verdict(self, login: str | None, headers: Sequence[tuple[bytes, bytes]]) -> Verdict:
         # On the event loop: a thread hop costs more than the lookups, and the mail services' databases
         # bound every lookup in time (service_main.mail_service_database).
         try:
@@ -122,74 +122,21 @@ class SubmissionMilter:
             timeout=SIGN_TIMEOUT,
         )
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await self._converse(reader, writer)
-        except ProtocolError as error:
-            log.warning("closing a milter connection: %s", error)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            await close_writer(writer)
+    def protocol(self) -> MilterConnection:
+        """A connection of Postfix's (for `serve_unix`)."""
+        return MilterConnection(self)
 
-    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        agreed_steps = 0
-        macros: dict[str, str] = {}
-        message = _Message()
-        size = 0
-        while (packet := await protocol.read_packet(reader)) is not None:
-            command = packet.command
-            if command == protocol.QUIT:
-                return
-            if command == protocol.OPTION_NEGOTIATION:
-                answer, agreed_steps = protocol.negotiate(packet.data)
-                writer.write(answer)
-            elif command == protocol.MACRO:
-                macros.update(protocol.macros(packet.data))
-            elif command == protocol.QUIT_NEW_CONNECTION:
-                macros, message, size = {}, _Message(), 0
-            elif command in (protocol.ABORT, protocol.MAIL):
-                # A new message: what belonged to the last one goes (MAIL's own macros came just before it).
-                message, size = _Message(), 0
-                if command == protocol.ABORT:
-                    for macro in (LOGIN_MACRO, "i", "mail_addr"):
-                        macros.pop(macro, None)
-                else:
-                    writer.write(protocol.encode(protocol.CONTINUE))
-            elif command == protocol.HEADER:
-                name, value = protocol.header(packet.data)
-                size += len(name) + len(value)
-                message.headers.append((name, value))
-                if not agreed_steps & protocol.NO_REPLY_HEADERS:
-                    writer.write(protocol.encode(protocol.CONTINUE))
-            elif command == protocol.END_OF_HEADERS:
-                message.verdict = self._verdict(macros.get(LOGIN_MACRO), message.headers)
-                writer.write(self._answer(message.verdict, macros))
-            elif command == protocol.BODY:
-                size += len(packet.data)
-                if size > MAX_MESSAGE:
-                    raise ProtocolError("message larger than any Postfix would accept")
-                message.body += packet.data
-                writer.write(protocol.encode(protocol.CONTINUE))
-            elif command == protocol.END_OF_BODY:
-                message.body += packet.data
-                writer.write(await self._end_of_message(message, macros))
-                message, size = _Message(), 0
-            else:  # CONNECT, HELO, RCPT, DATA, UNKNOWN when the MTA sends them after all
-                writer.write(protocol.encode(protocol.CONTINUE))
-            await writer.drain()
-
-    def _answer(self, verdict: Verdict, macros: dict[str, str]) -> bytes:
+    def answer(self, verdict: Verdict, macros: Mapping[str, str]) -> bytes:
         if verdict.reply is None:
             return protocol.encode(protocol.CONTINUE)
         log.info("refused (queue id %s): %s", macros.get("i", "?"), verdict.reply)
         return protocol.reply_code(verdict.reply)
 
-    async def _end_of_message(self, message: _Message, macros: dict[str, str]) -> bytes:
+    async def end_of_message(self, message: _Message, macros: Mapping[str, str]) -> bytes:
         if message.verdict is None:  # the MTA skipped the end of the headers: judge the message now
-            message.verdict = self._verdict(macros.get(LOGIN_MACRO), message.headers)
+            message.verdict = self.verdict(macros.get(LOGIN_MACRO), message.headers)
         if message.verdict.reply is not None:
-            return self._answer(message.verdict, macros)
+            return self.answer(message.verdict, macros)
         try:
             value = await self._signature(message)
         except Exception as error:
@@ -202,3 +149,90 @@ class SubmissionMilter:
         assert key is not None
         log.debug("queue id %s: signed for %s, selector %s", macros.get("i", "?"), key.domain, key.selector)
         return protocol.insert_header(0, b"DKIM-Signature", value) + protocol.encode(protocol.CONTINUE)
+
+
+class MilterConnection(OrderedReplies[protocol.Packet]):
+    """One connection of Postfix's milter client: its packets in, the answers out in order (the signature
+    at the end of a message is made in a thread and holds the answers after it). A packet that no MTA sends
+    ends the connection after the answers before it."""
+
+    def __init__(self, milter: SubmissionMilter) -> None:
+        super().__init__()
+        self._milter = milter
+        self._buffer = b""
+        self._ending = False
+        self._agreed_steps = 0
+        self._macros: dict[str, str] = {}
+        self._message = _Message()
+        self._size = 0
+
+    def requests(self, data: bytes) -> list[protocol.Packet]:
+        self._buffer += data
+        packets: list[protocol.Packet] = []
+        try:
+            while (found := protocol.first_packet(self._buffer)) is not None:
+                packet, self._buffer = found
+                packets.append(packet)
+        except ProtocolError as error:
+            self._end(str(error))
+        return packets
+
+    def _end(self, problem: str | None = None) -> None:
+        if problem is not None:
+            log.warning("closing a milter connection: %s", problem)
+        self._ending = True
+        self._buffer = b""
+        asyncio.get_running_loop().call_soon(self.close)  # after the answers before it
+
+    def reply(self, packet: protocol.Packet) -> Reply:
+        if self._ending:
+            return None
+        try:
+            return self._reply(packet)
+        except ProtocolError as error:
+            self._end(str(error))
+            return None
+
+    def _reply(self, packet: protocol.Packet) -> Reply:
+        command, message = packet.command, self._message
+        if command == protocol.QUIT:
+            self._end()
+            return None
+        if command == protocol.OPTION_NEGOTIATION:
+            answer, self._agreed_steps = protocol.negotiate(packet.data)
+            return answer
+        if command == protocol.MACRO:
+            self._macros.update(protocol.macros(packet.data))
+            return None
+        if command == protocol.QUIT_NEW_CONNECTION:
+            self._macros, self._message, self._size = {}, _Message(), 0
+            return None
+        if command in (protocol.ABORT, protocol.MAIL):
+            # A new message: what belonged to the last one goes (MAIL's own macros came just before it).
+            self._message, self._size = _Message(), 0
+            if command == protocol.MAIL:
+                return protocol.encode(protocol.CONTINUE)
+            for macro in (LOGIN_MACRO, "i", "mail_addr"):
+                self._macros.pop(macro, None)
+            return None
+        if command == protocol.HEADER:
+            name, value = protocol.header(packet.data)
+            self._size += len(name) + len(value)
+            message.headers.append((name, value))
+            return (
+                None if self._agreed_steps & protocol.NO_REPLY_HEADERS else protocol.encode(protocol.CONTINUE)
+            )
+        if command == protocol.END_OF_HEADERS:
+            message.verdict = self._milter.verdict(self._macros.get(LOGIN_MACRO), message.headers)
+            return self._milter.answer(message.verdict, self._macros)
+        if command == protocol.BODY:
+            self._size += len(packet.data)
+            if self._size > MAX_MESSAGE:
+                raise ProtocolError("message larger than any Postfix would accept")
+            message.body += packet.data
+            return protocol.encode(protocol.CONTINUE)
+        if command == protocol.END_OF_BODY:
+            message.body += packet.data
+            self._message, self._size = _Message(), 0
+            return self._milter.end_of_message(message, dict(self._macros))
+        return protocol.encode(protocol.CONTINUE)  # CONNECT, HELO, RCPT, DATA, UNKNOWN when sent after all

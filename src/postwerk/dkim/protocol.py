@@ -8,7 +8,6 @@ Strings in the data end with NUL. Reference: libmilter's `mfdef.h` and Postfix's
 
 from __future__ import annotations
 
-import asyncio
 import struct
 from dataclasses import dataclass
 
@@ -64,22 +63,18 @@ class Packet:
     data: bytes
 
 
-async def read_packet(reader: asyncio.StreamReader) -> Packet | None:
-    """The next packet, or None when the MTA closed the connection between packets."""
-    try:
-        head = await reader.readexactly(4)
-    except asyncio.IncompleteReadError as error:
-        if error.partial:
-            raise ProtocolError("connection closed inside a packet's length") from None
+def first_packet(buffer: bytes) -> tuple[Packet, bytes] | None:
+    """The packet at the start of `buffer` and the rest after it, or None while it is incomplete. Raises
+    ProtocolError for a length no MTA's packet has."""
+    if len(buffer) < 4:
         return None
-    (length,) = struct.unpack("!I", head)
+    (length,) = struct.unpack_from("!I", buffer)
     if not 1 <= length <= MAX_PACKET:
         raise ProtocolError(f"packet of {length} bytes")
-    try:
-        body = await reader.readexactly(length)
-    except asyncio.IncompleteReadError:
-        raise ProtocolError("connection closed inside a packet") from None
-    return Packet(body[:1], body[1:])
+    end = 4 + length
+    if len(buffer) < end:
+        return None
+    return Packet(buffer[4:5], buffer[5:end]), buffer[end:]
 
 
 def encode(command: bytes, data: bytes = b"") -> bytes:
