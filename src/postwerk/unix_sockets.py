@@ -1,5 +1,6 @@
-"""Unix-socket servers of Postwerk's own mail services (policy, usage): bind with the right group and mode,
-serve until SIGTERM or SIGINT, clean up. Imports nothing of ours."""
+"""Unix-socket servers of Postwerk's own mail services (policy, rate limit, usage, logins, socketmap tables,
+milter): bind with the right group and mode, answer each connection's requests in order, serve until SIGTERM
+or SIGINT, clean up. Imports nothing of ours."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Generic, TypeVar
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 # An answer to one request: what to send now (text is sent as UTF-8), an awaitable of it (a lookup to wait
 # for), or None (a request that gets no answer).
@@ -85,27 +84,6 @@ class OrderedReplies(asyncio.Protocol, Generic[RequestT]):
         self._transport = None
 
 
-async def close_writer(writer: asyncio.StreamWriter) -> None:
-    """End a connection from our side, whatever state the peer left it in."""
-    writer.close()
-    with contextlib.suppress(ConnectionError, OSError):
-        await writer.wait_closed()
-
-
-def _ending_quietly(handler: Handler) -> Handler:
-    """`handler`, ending without an error when the service stops with the connection still open: asyncio.run
-    cancels what is left, and Python 3.11's stream server then logs the cancelled handler as an error, with
-    a traceback (its callback asks the cancelled task for its exception)."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await handler(reader, writer)
-        except asyncio.CancelledError:
-            writer.close()
-
-    return handle
-
-
 def _remove_stale(path: Path) -> None:
     # Only a socket left by a predecessor is removed, never a file someone put there.
     with contextlib.suppress(FileNotFoundError):
@@ -115,27 +93,21 @@ def _remove_stale(path: Path) -> None:
 
 async def serve_unix(
     path: Path,
-    handler: Handler | None = None,
     *,
-    protocol: Callable[[], asyncio.Protocol] | None = None,
+    protocol: Callable[[], asyncio.Protocol],
     group: str | None,
     mode: int,
     log: logging.Logger,
-    limit: int = 64 * 1024,
 ) -> None:
-    """Serve `handler` (streams) or `protocol` (a protocol per connection) on the socket at `path` until the
-    process is asked to stop."""
+    """Serve `protocol` (one per connection) on the socket at `path` until the process is asked to stop.
+    Protocols, not streams: no task per connection, and nothing left to cancel (and, in Python 3.11, to be
+    logged as an error with its traceback) when the service stops with connections open."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(path)
     # Bound under a restrictive umask, then opened to the group: no moment in which others may connect.
     previous = os.umask(0o177)
     try:
-        if protocol is not None:
-            server = await asyncio.get_running_loop().create_unix_server(protocol, path=str(path))
-        elif handler is not None:
-            server = await asyncio.start_unix_server(_ending_quietly(handler), path=str(path), limit=limit)
-        else:
-            raise ValueError("serve_unix needs a handler or a protocol")
+        server = await asyncio.get_running_loop().create_unix_server(protocol, path=str(path))
     finally:
         os.umask(previous)
     if group is not None:
