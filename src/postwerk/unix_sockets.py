@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 # for), or None (a request that gets no answer).
 Reply = str | bytes | None | Awaitable[str | bytes | None]
 RequestT = TypeVar("RequestT")
+log = logging.getLogger("postwerk")
 
 
 class OrderedReplies(asyncio.Protocol, Generic[RequestT]):
@@ -64,10 +65,20 @@ class OrderedReplies(asyncio.Protocol, Generic[RequestT]):
             head = self._pending[0]
             if isinstance(head, (str, bytes)):
                 answer: str | bytes | None = head
-            elif head.done():
-                answer = None if head.cancelled() or head.exception() is not None else head.result()
-            else:
+            elif not head.done():
                 return
+            elif head.cancelled() or head.exception() is not None:
+                # Answering the next request in its place would hand the peer one answer for another: the
+                # connection ends (the peer treats that as a temporary failure).
+                if not head.cancelled():
+                    log.error(
+                        "an answer failed (%s): closing the connection", type(head.exception()).__name__
+                    )
+                self._pending.clear()
+                self.close()
+                return
+            else:
+                answer = head.result()
             self._pending.popleft()
             if answer is not None:
                 self._send(answer)
