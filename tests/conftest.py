@@ -6,7 +6,8 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,28 @@ def no_password_in_any_log_line() -> Iterator[None]:
     root.setLevel(previous)
     leaked = sorted(p for p in PASSWORDS_SENT if any(p in line for line in _LOG_LINES))
     assert not leaked, f"{len(leaked)} password(s) appeared in log lines"
+
+
+def unix_exchange(
+    path: Path,
+    payload: bytes | Sequence[bytes],
+    *,
+    until: Callable[[bytes], bool] = lambda received: False,
+    end_sending: bool = False,
+    timeout: float = 10.0,
+) -> bytes:
+    """A client of a unix-socket service: sends `payload` (or its pieces one after another), optionally
+    ends its sending half, and reads until `until(received)` holds or the server closes (a silent server
+    fails the test by the timeout)."""
+    pieces = [payload] if isinstance(payload, bytes) else list(payload)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(timeout)
+        client.connect(str(path))
+        for piece in pieces:
+            client.sendall(piece)
+        if end_sending:
+            client.shutdown(socket.SHUT_WR)
+        received = b""
+        while not until(received) and (chunk := client.recv(65536)):
+            received += chunk
+    return received

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from postwerk.unix_sockets import OrderedReplies, Reply
+from tests.conftest import unix_exchange
 
 SERVICE = """
 import asyncio, logging, sys
@@ -87,16 +88,7 @@ def _conversation(tmp_path: Path, payload: bytes) -> bytes:
     path = tmp_path / "lines.sock"
 
     def talk() -> bytes:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
-            client.settimeout(10)
-            client.connect(str(path))
-            client.sendall(payload)
-            received = b""
-            while chunk := client.recv(1000):  # until the server closes, or the timeout fails the test
-                received += chunk
-                if received.endswith(b"END\n"):
-                    break
-            return received
+        return unix_exchange(path, payload, until=lambda received: received.endswith(b"END\n"))
 
     async def run() -> bytes:
         server = await asyncio.get_running_loop().create_unix_server(_Lines, path=str(path))

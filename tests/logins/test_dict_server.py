@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import unicodedata
 from pathlib import Path
 
 from postwerk.domain.submission import Account, login_name
 from postwerk.dovecot_dict import escape, unescape
 from postwerk.logins.dict_server import LoginDictionary
+from tests.conftest import unix_exchange
 
 MAILBOX = "18c2c256-00c4-4aa8-a431-b606b9cf87e3"
 HASH = "{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA"
@@ -97,17 +97,7 @@ def test_dict_lines_over_a_socket(tmp_path: Path) -> None:
     ).encode()
 
     def client() -> bytes:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-            connection.settimeout(10)
-            connection.connect(str(path))
-            connection.sendall(payload)
-            received = b""
-            while received.count(b"\n") < 3:
-                chunk = connection.recv(4096)
-                if not chunk:
-                    break
-                received += chunk
-        return received
+        return unix_exchange(path, payload, until=lambda received: received.count(b"\n") >= 3)
 
     async def scenario() -> bytes:
         dictionary = LoginDictionary(_lookup)

@@ -5,11 +5,11 @@ answers before it. The maps themselves are tested through Postfix (tests/mail) a
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 from typing import Any
 
 from postwerk.mailstack.tables import SocketmapConnection
+from tests.conftest import unix_exchange
 
 
 class _Maps:
@@ -27,16 +27,7 @@ def _netstring(text: str) -> bytes:
 
 
 def _talk(path: Path, chunks: list[bytes]) -> bytes:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
-        client.settimeout(10)
-        client.connect(str(path))
-        for chunk in chunks:
-            client.sendall(chunk)
-        client.shutdown(socket.SHUT_WR)
-        received = b""
-        while chunk := client.recv(65536):
-            received += chunk
-    return received
+    return unix_exchange(path, chunks, end_sending=True)
 
 
 def _served(path: Path, chunks: list[bytes]) -> bytes:

@@ -4,7 +4,6 @@ odd input (UTF-8, empty, binary, huge) always answered, never a crash; internal 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from postwerk.domain.delivery_quota import DISABLED_REPLY, LOOP_REPLY, Destination, Found, Mailbox
 from postwerk.policy.protocol import MAX_LINE, RequestFramer
 from postwerk.policy.service import FULL, PolicyService
+from tests.conftest import unix_exchange
 
 FULL_BOX = Destination("full@example.org", Mailbox("id-full", 100, 100))
 UTF8_BOX = Destination("пошта@xn--e1afmkfd.xn--p1ai", Mailbox("id-utf8", 100, 500))
@@ -47,15 +47,8 @@ def _request(recipient: bytes, *, state: bytes = b"RCPT", size: bytes = b"") -> 
 
 
 def _converse(path: Path, payload: bytes, answers: int) -> list[bytes]:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
-        client.settimeout(10)
-        client.connect(str(path))
-        client.sendall(payload)
-        received = b""
-        while received.count(b"\n\n") < answers:
-            chunk = client.recv(65536)
-            assert chunk, f"connection closed after {received!r}"
-            received += chunk
+    received = unix_exchange(path, payload, until=lambda received: received.count(b"\n\n") >= answers)
+    assert received.count(b"\n\n") >= answers, f"connection closed after {received!r}"
     return [part + b"\n\n" for part in received.split(b"\n\n")[:answers]]
 
 

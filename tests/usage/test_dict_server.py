@@ -5,10 +5,10 @@ writes), and a failed write answered "not found" so that Dovecot counts the mail
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 from postwerk.usage.dict_server import Changes, DictConnection, UsageChange, UsageCollector, protocol_factory
+from tests.conftest import unix_exchange
 
 MAILBOX = "18c2c256-00c4-4aa8-a431-b606b9cf87e3"
 HELLO = "H3\t2\t0\t\tusage\n"
@@ -31,17 +31,7 @@ def _count(transaction: int, total: int) -> str:
 
 
 def _client(path: Path, payload: str, replies: int) -> bytes:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
-        client.settimeout(10)
-        client.connect(str(path))
-        client.sendall(payload.encode())
-        received = b""
-        while received.count(b"\n") < replies:
-            chunk = client.recv(4096)
-            if not chunk:
-                break
-            received += chunk
-    return received
+    return unix_exchange(path, payload.encode(), until=lambda received: received.count(b"\n") >= replies)
 
 
 def _serve(tmp_path: Path, write: object, payloads: list[tuple[str, int]]) -> list[bytes]:
