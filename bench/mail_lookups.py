@@ -86,12 +86,8 @@ def usage_writes(url: str, boxes: list[Box], calls: int) -> None:
         connection.commit()
         backend_before = cpu_seconds(backend)
         for start in range(0, calls, 5):  # five deliveries per window, as at ~100 messages a second
-            now = datetime.now(UTC)
-            deltas = [
-                {"address_id": box.mailbox_id, "usage_delta": 10240, "usage_updated_at": now}
-                for box in boxes[start : start + 5]
-            ]
-            repository.update_usage(connection, [], deltas)
+            changes = {box.mailbox_id: (None, 10240) for box in boxes[start : start + 5]}
+            repository.update_usage(connection, changes, datetime.now(UTC))
             connection.commit()
         backend_us = (cpu_seconds(backend) - backend_before) / calls * 1e6
     engine.dispose()

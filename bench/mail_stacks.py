@@ -26,13 +26,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bulk_rows import analyze, domain_row, mailbox_row, project_row
-from sqlalchemy import Engine, insert, make_url
+from sqlalchemy import Engine, insert
 
 from postwerk.mailstack.layout import DOVECOT, MAILBOX_DOMAIN, POSTFIX
 from postwerk.mailstack.stack import MailStack, wait_for_port
 from postwerk.mailstack.supervisor import ChildSpec, Supervisor
 from postwerk.settings import Settings
-from postwerk.store.scratch import scratch_postgres_role, scratch_sqlite
+from postwerk.store.scratch import scratch_postgres_role, scratch_sqlite, through_socket
 from postwerk.store.tables import domains, mail_addresses, projects
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -99,16 +99,7 @@ def postgres_database(via: str = "socket") -> Iterator[tuple[Engine, str]]:
     server's Unix socket (`via="socket"`, as an installation with PostgreSQL on the same machine connects)
     or TCP on 127.0.0.1 (`"tcp"`, as mail nodes reach a database server of their own)."""
     with scratch_postgres_role(POSTGRES_URL, prefix="pw_mailbench") as (engine, url):
-        if via == "socket":
-            with engine.connect() as connection:
-                folders = str(connection.exec_driver_sql("SHOW unix_socket_directories").scalar())
-            parsed = make_url(url)
-            url = (
-                parsed._replace(host=None, port=None)
-                .update_query_dict({"host": folders.split(",")[0].strip(), "port": str(parsed.port or 5432)})
-                .render_as_string(hide_password=False)
-            )
-        yield engine, url
+        yield engine, through_socket(url, engine) if via == "socket" else url
 
 
 def bulk_load(engine: Engine, addresses: list[tuple[str, str]]) -> list[Box]:

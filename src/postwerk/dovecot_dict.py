@@ -66,7 +66,7 @@ class DictProtocol(OrderedReplies[bytes]):
         self._buffer += data
         *lines, self._buffer = self._buffer.split(b"\n")
         if len(self._buffer) > READ_LIMIT:  # a line beyond Dovecot's own limit: end this connection only
-            self.close()
+            self.end()
             return []
         return lines
 

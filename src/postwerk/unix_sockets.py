@@ -34,6 +34,8 @@ class OrderedReplies(asyncio.Protocol, Generic[RequestT]):
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
         self._pending: deque[str | bytes | asyncio.Future[str | bytes | None]] = deque()
+        self._ending = False
+        self._ending_after_batch = False
 
     def requests(self, data: bytes) -> Iterable[RequestT]:
         raise NotImplementedError
@@ -45,20 +47,38 @@ class OrderedReplies(asyncio.Protocol, Generic[RequestT]):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
 
+    def end(self) -> None:
+        """End this connection once the answers to the requests before now are out; later requests get
+        none (a peer that quits, or one that sends what the protocol does not know)."""
+        self._ending = True
+        if not self._pending:
+            self.close()
+
+    def end_after_these(self) -> None:
+        """For `requests`: `end` once the requests it returns this time are answered (what follows them in
+        the bytes is not a request)."""
+        self._ending_after_batch = True
+
     def data_received(self, data: bytes) -> None:
         for request in self.requests(data):
-            answer = self.reply(request)
-            if answer is None:
-                continue
-            if isinstance(answer, (str, bytes)):
-                if self._pending:
-                    self._pending.append(answer)
-                else:
-                    self._send(answer)
-                continue
-            waiting = asyncio.ensure_future(answer)
-            self._pending.append(waiting)
-            waiting.add_done_callback(self._send_ready)
+            if self._ending:
+                return
+            self._answer(self.reply(request))
+        if self._ending_after_batch:
+            self.end()
+
+    def _answer(self, answer: Reply) -> None:
+        if answer is None:
+            return
+        if isinstance(answer, (str, bytes)):
+            if self._pending:
+                self._pending.append(answer)
+            else:
+                self._send(answer)
+            return
+        waiting = asyncio.ensure_future(answer)
+        self._pending.append(waiting)
+        waiting.add_done_callback(self._send_ready)
 
     def _send_ready(self, _done: object = None) -> None:
         while self._pending:
@@ -82,6 +102,8 @@ class OrderedReplies(asyncio.Protocol, Generic[RequestT]):
             self._pending.popleft()
             if answer is not None:
                 self._send(answer)
+        if self._ending:
+            self.close()
 
     def _send(self, answer: str | bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():

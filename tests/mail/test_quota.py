@@ -209,8 +209,7 @@ def test_a_recount_by_doveadm_corrects_the_stored_usage(stack: Stack, hosted: Ho
     total = sum(_sizes(stack, address))
     _wait_for_usage(stack, hosted, box_id, total)
     with stack.context.db.write() as connection:
-        drifted = {"address_id": box_id, "usage_bytes": 1, "usage_updated_at": datetime.now(UTC)}
-        repository.update_usage(connection, [drifted])
+        repository.update_usage(connection, {box_id: (1, 0)}, datetime.now(UTC))
     assert _storage(hosted, box_id)["current"]["value"] == 1
     recount = subprocess.run(
         [str(DOVEADM), "-c", str(stack.mail.layout.dovecot_conf), "quota", "recalc", "-u", box_id],

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, make_url
 
 from postwerk.mailstack.layout import DOVECOT, POSTFIX
 from postwerk.mailstack.tls import ensure_self_signed
-from postwerk.store.scratch import scratch_postgres_role
+from postwerk.store.scratch import scratch_postgres_role, through_socket
 from tests.api.conftest import free_port
 from tests.conftest import POSTGRES_URL, missing, postgres_reachable
 
@@ -110,15 +110,11 @@ def test_config_render_refuses_sqlite(tmp_path: Path) -> None:
 
 def _socket_url(url: str, engine: Engine) -> str:
     """`url` (a role on the test server) through the server's Unix socket instead of TCP."""
-    with engine.connect() as connection:
-        folders = str(connection.exec_driver_sql("SHOW unix_socket_directories").scalar())
-    folder = folders.split(",")[0].strip()
-    if not Path(folder).is_dir():
+    socket_url = through_socket(url, engine)
+    folder = make_url(socket_url).query["host"]
+    if not Path(str(folder)).is_dir():
         missing(f"PostgreSQL's socket folder {folder} is not on this machine")
-    parsed = make_url(url)
-    query = {"host": folder, "port": str(parsed.port or 5432)}
-    socket_url = parsed._replace(host=None, port=None).update_query_dict(query)
-    return socket_url.render_as_string(hide_password=False)
+    return socket_url
 
 
 def test_a_database_url_with_a_unix_socket_reaches_postgresql_from_both_servers(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from postwerk.service import mail_addresses
 from postwerk.service.access import ADMIN
 from postwerk.store import repository, tables
 from postwerk.store.address_document import MAIL_ADDRESS_DOCUMENT
-from postwerk.store.mail_lookups import _destinations_statement, find_destinations, record_usage
+from postwerk.store.mail_lookups import _destinations_statement, find_destinations
 from tests.store.conftest import HostedProject
 
 PASSWORD = "a long secret"
@@ -65,22 +65,24 @@ def test_recorded_usage_is_in_the_api_document(engine: Engine, hosted: HostedPro
     box = _create(hosted, f"usage@{hosted.domain}", mailbox=_mailbox())
     measured = datetime(2026, 11, 26, 12, 0, 1, 500000, tzinfo=UTC)
     with hosted.context.db.write() as connection:
-        record_usage(connection, {box: (12345, 0), "no-such-mailbox": (1, 0)}, measured)
+        repository.update_usage(connection, {box: (12345, 0), "no-such-mailbox": (1, 0)}, measured)
     document = json.loads(mail_addresses.get(hosted.context, ADMIN, box))
     current = document["mailbox"]["storageInBytes"]["current"]
     assert current["value"] == 12345
     assert current["updatedAt"].startswith("2026-11-26T12:00:01.5")
 
     with hosted.context.db.write() as connection:
-        record_usage(connection, {box: (None, 655)}, measured)  # an increment: added
+        repository.update_usage(connection, {box: (None, 655)}, measured)  # an increment: added
     document = json.loads(mail_addresses.get(hosted.context, ADMIN, box))
     assert document["mailbox"]["storageInBytes"]["current"]["value"] == 13000
     with hosted.context.db.write() as connection:
-        record_usage(connection, {box: (100, -50_000)}, measured)  # a total, then more removed: never below 0
+        repository.update_usage(
+            connection, {box: (100, -50_000)}, measured
+        )  # a total, then more removed: never below 0
     document = json.loads(mail_addresses.get(hosted.context, ADMIN, box))
     assert document["mailbox"]["storageInBytes"]["current"]["value"] == 0
     with hosted.context.db.write() as connection:
-        record_usage(connection, {box: (None, 4096)}, datetime(2027, 1, 2, 3, 4, 5, 6, tzinfo=UTC))
+        repository.update_usage(connection, {box: (None, 4096)}, datetime(2027, 1, 2, 3, 4, 5, 6, tzinfo=UTC))
     _assert_stored_document_is_current(engine, box)
 
 

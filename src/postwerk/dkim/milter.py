@@ -160,7 +160,6 @@ class MilterConnection(OrderedReplies[protocol.Packet]):
         super().__init__()
         self._milter = milter
         self._buffer = b""
-        self._ending = False
         self._agreed_steps = 0
         self._macros: dict[str, str] = {}
         self._message = _Message()
@@ -174,29 +173,23 @@ class MilterConnection(OrderedReplies[protocol.Packet]):
                 packet, self._buffer = found
                 packets.append(packet)
         except ProtocolError as error:
-            self._end(str(error))
+            log.warning("closing a milter connection: %s", error)
+            self._buffer = b""
+            self.end_after_these()
         return packets
 
-    def _end(self, problem: str | None = None) -> None:
-        if problem is not None:
-            log.warning("closing a milter connection: %s", problem)
-        self._ending = True
-        self._buffer = b""
-        asyncio.get_running_loop().call_soon(self.close)  # after the answers before it
-
     def reply(self, packet: protocol.Packet) -> Reply:
-        if self._ending:
-            return None
         try:
             return self._reply(packet)
         except ProtocolError as error:
-            self._end(str(error))
+            log.warning("closing a milter connection: %s", error)
+            self.end()
             return None
 
     def _reply(self, packet: protocol.Packet) -> Reply:
         command, message = packet.command, self._message
         if command == protocol.QUIT:
-            self._end()
+            self.end()
             return None
         if command == protocol.OPTION_NEGOTIATION:
             answer, self._agreed_steps = protocol.negotiate(packet.data)

@@ -4,7 +4,6 @@ layouts)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -109,8 +108,9 @@ class Database:
             return cls("sqlite", f"dbpath = {path}", f"driver = sqlite\nconnect = {path}")
         if parsed.get_backend_name() != "postgresql":
             raise ValueError(f"the mail servers read SQLite or PostgreSQL, not {parsed.get_backend_name()}")
-        host = parsed.host or _query_value(parsed.query, "host")
-        port = parsed.port or _query_value(parsed.query, "port")
+        query = parsed.normalized_query
+        host = parsed.host or next(iter(query.get("host", ())), None)
+        port = parsed.port or next(iter(query.get("port", ())), None)
         database = parsed.database or ""
         dovecot = [f"host={host}"] if host else []
         dovecot += [f"port={port}"] if port else []
@@ -131,13 +131,6 @@ class Database:
             postfix = [f"hosts = {_libpq_socket_uri(parsed.username, parsed.password, database, host, port)}"]
             postfix.append(f"dbname = {database}")
         return cls("pgsql", "\n".join(postfix), "driver = pgsql\nconnect = " + " ".join(dovecot))
-
-
-def _query_value(query: Mapping[str, str | tuple[str, ...]], name: str) -> str | None:
-    value = query.get(name)
-    if isinstance(value, tuple):
-        value = value[0] if value else None
-    return value or None
 
 
 def _libpq_socket_uri(

@@ -40,6 +40,7 @@ from postwerk.domain.delivery_quota import recipient_keys
 from postwerk.domain.errors import DomainError
 from postwerk.domain.srs import SrsKey, is_srs_address
 from postwerk.domain.submission import sender_owners, sending_refusal
+from postwerk.domain.text import plain_decimal
 from postwerk.service_main import start_socket_service
 from postwerk.store import repository as repo
 from postwerk.store.mail_lookups import SenderLookup, find_account
@@ -177,18 +178,24 @@ class SocketmapConnection(OrderedReplies[bytes]):
         self._tables = tables
         self._buffer = b""
         self._idle: asyncio.TimerHandle | None = None
+        self._last_data = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._wait_for_more()
+        self._last_data = asyncio.get_running_loop().time()
+        self._check_idle()
 
-    def _wait_for_more(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-        self._idle = asyncio.get_running_loop().call_later(READ_TIMEOUT, self.close)
+    def _check_idle(self) -> None:
+        # One timer at a time, moved on when it fires early, rather than a new timer for every lookup.
+        loop = asyncio.get_running_loop()
+        quiet = loop.time() - self._last_data
+        if quiet >= READ_TIMEOUT:
+            self.close()
+        else:
+            self._idle = loop.call_later(READ_TIMEOUT - quiet, self._check_idle)
 
     def requests(self, data: bytes) -> list[bytes]:
-        self._wait_for_more()
+        self._last_data = asyncio.get_running_loop().time()
         self._buffer += data
         found: list[bytes] = []
         while self._buffer:
@@ -197,9 +204,9 @@ class SocketmapConnection(OrderedReplies[bytes]):
                 if len(digits) > MAX_LENGTH_DIGITS or not digits.isdigit():
                     return self._broken(found)
                 break
-            if not digits.isdigit() or len(digits) > MAX_LENGTH_DIGITS or int(digits) > MAX_REQUEST:
+            length = plain_decimal(digits.decode("ascii", "replace"), MAX_LENGTH_DIGITS)
+            if length is None or length > MAX_REQUEST:
                 return self._broken(found)
-            length = int(digits)
             if len(rest) <= length:
                 break
             if rest[length : length + 1] != b",":
@@ -211,7 +218,7 @@ class SocketmapConnection(OrderedReplies[bytes]):
     def _broken(self, found: list[bytes]) -> list[bytes]:
         log.debug("socketmap connection closed: not a netstring")
         self._buffer = b""
-        asyncio.get_running_loop().call_soon(self.close)  # after the answers to the requests before it
+        self.end_after_these()
         return found
 
     def reply(self, request: bytes) -> Reply:

@@ -6,8 +6,7 @@ Kept apart from `repository` (the API's questions); writes of an address still g
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -25,7 +24,6 @@ from sqlalchemy import (
 
 from postwerk.domain.delivery_quota import Destination, Found, Mailbox
 from postwerk.domain.submission import Account, SenderAddress
-from postwerk.store import repository
 from postwerk.store.driver_queries import driver_rows
 from postwerk.store.tables import delivery_boxes, domains, forward_targets, mail_addresses, projects
 
@@ -136,25 +134,6 @@ def find_login(connection: Connection, key: str) -> tuple[str, str | None] | Non
     """The mailbox id and password hash of the mailbox whose lookup key is `key`, if any."""
     row = connection.execute(_LOGIN, {"key": key}).first()
     return None if row is None else (str(row.id), row.password_hash)
-
-
-def record_usage(
-    connection: Connection, changes: Mapping[str, tuple[int | None, int]], measured_at: datetime
-) -> None:
-    """Store the storage usage of mailboxes (by mailbox id: the total Dovecot counted, if it did, and the
-    bytes added since). Through `repository.update_usage`, so the API's stored document shows it at once;
-    an id that is no longer an address changes nothing."""
-    totals = [
-        {"address_id": mailbox_id, "usage_bytes": total, "usage_updated_at": measured_at}
-        for mailbox_id, (total, _) in changes.items()
-        if total is not None
-    ]
-    deltas = [
-        {"address_id": mailbox_id, "usage_delta": delta, "usage_updated_at": measured_at}
-        for mailbox_id, (_, delta) in changes.items()
-        if delta
-    ]
-    repository.update_usage(connection, totals, deltas)
 
 
 # --- submission: logins of delivery boxes, the accounts behind SASL login names, sender owners -----------

@@ -667,27 +667,23 @@ def _usage_statement(connection: Connection) -> Any:
 
 
 def update_usage(
-    connection: Connection, totals: Sequence[Mapping[str, Any]], deltas: Sequence[Mapping[str, Any]] = ()
+    connection: Connection, changes: Mapping[str, tuple[int | None, int]], measured_at: datetime
 ) -> None:
-    """The storage usage of many mailboxes, with their stored documents: `totals` set it (`address_id`,
-    `usage_bytes`, `usage_updated_at` each), then `deltas` add to it (`address_id`, `usage_delta`,
-    `usage_updated_at`). One statement for all of them (the driver sends it as one batch)."""
-    changes: dict[str, dict[str, Any]] = {}
-    for row in totals:
-        changes[row["address_id"]] = {
-            "address_id": row["address_id"],
-            "usage_total": row["usage_bytes"],
-            "usage_delta": 0,
-            "usage_updated_at": row["usage_updated_at"],
-        }
-    for row in deltas:
-        change = changes.setdefault(
-            row["address_id"], {"address_id": row["address_id"], "usage_total": None, "usage_delta": 0}
-        )
-        change["usage_delta"] += row["usage_delta"]
-        change["usage_updated_at"] = row["usage_updated_at"]
+    """Store the storage usage of mailboxes, by mailbox id: the total Dovecot counted, if it did, then the
+    bytes added since. One statement for all of them (the driver sends it as one batch); each also stores
+    the address's API document, so it shows the usage at once. An id that is no longer an address changes
+    nothing."""
     if changes:
-        connection.execute(_usage_statement(connection), list(changes.values()))
+        rows = [
+            {
+                "address_id": mailbox_id,
+                "usage_total": total,
+                "usage_delta": delta,
+                "usage_updated_at": measured_at,
+            }
+            for mailbox_id, (total, delta) in changes.items()
+        ]
+        connection.execute(_usage_statement(connection), rows)
 
 
 def replace_forward_targets(

@@ -11,8 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from postwerk.service_main import start_socket_service
-from postwerk.store.mail_lookups import record_usage
-from postwerk.store.repository import Database
+from postwerk.store.repository import Database, update_usage
 from postwerk.unix_sockets import serve_unix
 from postwerk.usage.dict_server import Changes, UsageCollector, protocol_factory
 
@@ -23,7 +22,7 @@ async def _serve(socket: Path, group: str | None, database: Database) -> None:
     def write(batch: Changes) -> None:
         changes = {mailbox_id: (change.total, change.delta) for mailbox_id, change in batch.items()}
         with database.write() as connection:
-            record_usage(connection, changes, datetime.now(UTC))
+            update_usage(connection, changes, datetime.now(UTC))
 
     collector = UsageCollector(write)
     writer = asyncio.create_task(collector.run_writer())

@@ -8,10 +8,9 @@ dict protocol (`proxy:` dict) over a unix socket in the data folder. So usage re
 changes, without polling (`doveadm quota get` for 100,000 mailboxes every few seconds would cost more than
 all the mail), and a delivery pays one small message, not a count of the mailbox: the `quota_clone` plugin
 that fed this server before counted every folder twice per delivery, 1 ms of the LDA's CPU per message
-(bench/smtp_inbound.py). Every write goes through `repository.update_usage` / `add_usage` (via
-`store.mail_lookups.record_usage`), which store the address's API document in the same transaction, so
-`GET /v2/mail-addresses/{id}` shows the new usage at once; Dovecot writing an SQL table itself would bypass
-that document.
+(bench/smtp_inbound.py). Every write goes through `repository.update_usage`, which stores the address's
+API document in the same statement, so `GET /v2/mail-addresses/{id}` shows the new usage at once; Dovecot
+writing an SQL table itself would bypass that document.
 
 Nothing is lost: Dovecot's commit is answered only once its change is stored (the commits of a short window
 share one transaction: a burst of deliveries costs a few writes, not one each). If the store
