@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,17 +105,16 @@ POLICY_REQUEST = (
 
 
 @contextmanager
-def policy_service(url: str, folder: Path) -> Iterator[tuple[int, Path]]:
-    path = folder / "policy.sock"
+def mail_service(module: str, url: str, folder: Path) -> Iterator[tuple[int, Path]]:
+    """One of Postwerk's mail services (`postwerk.policy`, `postwerk.usage`) on a socket in `folder`."""
+    path = folder / f"{module.rpartition('.')[2]}.sock"
     environment = dict(os.environ, POSTWERK_DATABASE_URL=url, POSTWERK_LOG_LEVEL="warning")
-    service = subprocess.Popen(
-        [sys.executable, "-m", "postwerk.policy", "--socket", str(path)], env=environment
-    )
+    service = subprocess.Popen([sys.executable, "-m", module, "--socket", str(path)], env=environment)
     try:
         deadline = time.monotonic() + 30
         while not path.exists():
             if time.monotonic() > deadline or service.poll() is not None:
-                raise RuntimeError("the policy service did not start")
+                raise RuntimeError(f"{module} did not start")
             time.sleep(0.05)
         yield service.pid, path
     finally:
@@ -125,7 +125,7 @@ def policy_service(url: str, folder: Path) -> Iterator[tuple[int, Path]]:
 def policy_requests(url: str, boxes: list[Box], calls: int, label: str) -> None:
     with (
         tempfile.TemporaryDirectory() as folder,
-        policy_service(url, Path(folder)) as (pid, path),
+        mail_service("postwerk.policy", url, Path(folder)) as (pid, path),
         socket.socket(socket.AF_UNIX) as client,
     ):
         client.settimeout(30)
@@ -148,6 +148,44 @@ def policy_requests(url: str, boxes: list[Box], calls: int, label: str) -> None:
     print(f"  {label:<10} policy service, per request{'':<11}service {service_us:6.0f} us")
 
 
+USAGE_DELIVERY = (
+    "H3\t2\t0\t\tusage\nB1\t{mailbox_id}\nA1\tpriv/quota/storage\t10240\nA1\tpriv/quota/messages\t1\nC1\n"
+)
+CONCURRENT_DELIVERIES = 10
+
+
+def usage_deliveries(url: str, boxes: list[Box], calls: int) -> None:
+    """What dovecot-lda's quota plugin does once a message is saved: a connection of its own to the usage
+    dictionary, an increment, a commit it waits for. Ten at a time, as the LDAs of a burst overlap (their
+    commits share the writes)."""
+
+    def deliver(path: Path, box: Box) -> None:
+        with socket.socket(socket.AF_UNIX) as client:
+            client.settimeout(30)
+            client.connect(str(path))
+            client.sendall(USAGE_DELIVERY.format(mailbox_id=box.mailbox_id).encode())
+            if client.makefile("rb").readline() != b"O1\n":
+                raise RuntimeError("the usage service did not store a delivery")
+
+    def deliveries(path: Path, chosen: list[Box]) -> None:
+        with ThreadPoolExecutor(CONCURRENT_DELIVERIES) as pool:
+            for done in [pool.submit(deliver, path, box) for box in chosen]:
+                done.result()
+
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        mail_service("postwerk.usage", url, Path(folder)) as (
+            pid,
+            path,
+        ),
+    ):
+        deliveries(path, boxes[:100])
+        before = cpu_seconds(pid)
+        deliveries(path, boxes[:calls])
+        service_us = (cpu_seconds(pid) - before) / calls * 1e6
+    print(f"  {'postgres':<10} usage service, per delivery{'':<12}service {service_us:6.0f} us")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -164,6 +202,7 @@ def main() -> int:
                 statements(url, boxes, calls, via, Path(folder))
                 if via == "socket":
                     usage_writes(url, boxes, calls)
+                    usage_deliveries(url, boxes, calls)
                     policy_requests(url, boxes, calls, "postgres")
         sqlite_url = f"sqlite:///{folder}/lookups.sqlite"
         engine = create_db_engine(sqlite_url, pool_size=1)

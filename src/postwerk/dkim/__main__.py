@@ -4,7 +4,6 @@ from Postwerk's settings (POSTWERK_DATABASE_URL or the SQLite database in POSTWE
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
@@ -16,7 +15,7 @@ from postwerk.service_main import start_socket_service
 from postwerk.store.dkim_keys import signing_key
 from postwerk.store.mail_lookups import SenderLookup
 from postwerk.store.repository import Database
-from postwerk.unix_sockets import serve_unix
+from postwerk.unix_sockets import run_service, serve_unix
 
 log = logging.getLogger("postwerk.dkim")
 
@@ -36,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python -m postwerk.dkim", argv, client="Postfix", group_help="Postfix's mail_owner's", pool_size=4
     )
     milter = milter_for(service.database)
-    asyncio.run(
+    run_service(
         serve_unix(service.socket, protocol=milter.protocol, group=service.group, mode=0o660, log=log)
     )
     return 0

@@ -4,7 +4,6 @@ supervisor; the database comes from Postwerk's settings (POSTWERK_DATABASE_URL o
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -12,7 +11,7 @@ from postwerk.domain.submission import Account
 from postwerk.logins.dict_server import LoginDictionary
 from postwerk.service_main import start_socket_service
 from postwerk.store.mail_lookups import find_delivery_box_login, find_login
-from postwerk.unix_sockets import serve_unix
+from postwerk.unix_sockets import run_service, serve_unix
 
 log = logging.getLogger("postwerk.logins")
 
@@ -35,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     dictionary = LoginDictionary(lookup, box_lookup=box_lookup)
 
-    asyncio.run(
+    run_service(
         serve_unix(service.socket, protocol=dictionary.protocol, group=service.group, mode=0o660, log=log)
     )
     return 0

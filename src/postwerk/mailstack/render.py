@@ -32,8 +32,9 @@ _RECIPIENT_MAPS = {
     "pgsql": ("map:recipients", "srs_reverse_map"),
 }
 # A lookup key in a map's query: '%s' (the whole key), '%u' (its local part), '%d' (its domain); not as the
-# argument of postwerk_routes or postwerk_recipient, which convert it themselves (migrations 0007, 0012).
-_LOOKUP_KEY = re.compile(r"(?<!postwerk_routes\()(?<!postwerk_recipient\()'%([sud])'")
+# argument of postwerk_routes, postwerk_recipient or postwerk_domain, which convert it themselves
+# (migrations 0007, 0012, 0013).
+_LOOKUP_KEY = re.compile(r"(?<!postwerk_routes\()(?<!postwerk_recipient\()(?<!postwerk_domain\()'%([sud])'")
 
 
 def _postgres_key(match: re.Match[str]) -> str:
@@ -47,6 +48,12 @@ def _postgres_key(match: re.Match[str]) -> str:
         f"ELSE convert_from(convert_to({key}, 'LATIN1'), 'UTF8') COLLATE \"default\" END)"
     )
 
+
+# Dovecot's userdb: a mailbox by its id (the user name every passdb answer and the LDA give).
+_USER_QUERIES = {
+    "sqlite": "SELECT mailbox_id AS user FROM mail_mailboxes WHERE mailbox_id = '%u'",
+    "pgsql": "SELECT postwerk_mailbox_user('%u') AS user",
+}
 
 _PLACEHOLDER = re.compile(r"\{\{([a-z0-9_]+(?::[a-z0-9_]+)?)\}\}")
 
@@ -301,6 +308,7 @@ def render(settings: Settings, layout: Layout, accounts: Accounts, mail_uid: int
     for name in map_names:
         values[f"map:{name}"] = f"proxy:{database.driver}:{layout.postfix_config / map_file(name)}"
     values["recipient_maps"] = ", ".join(values[name] for name in _RECIPIENT_MAPS[database.driver])
+    values["user_query"] = _USER_QUERIES[database.driver]
 
     files = [
         RenderedFile(layout.postfix_config / name, _fill(_template(f"postfix/{name}"), values, name), 0o644)

@@ -45,7 +45,7 @@ from postwerk.service_main import start_socket_service
 from postwerk.store import repository as repo
 from postwerk.store.mail_lookups import SenderLookup, find_account
 from postwerk.store.repository import Database
-from postwerk.unix_sockets import OrderedReplies, Reply, serve_unix
+from postwerk.unix_sockets import OrderedReplies, Reply, run_service, serve_unix
 
 log = logging.getLogger("postwerk.mailstack.tables")
 
@@ -250,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     database = service.database
     tables = Tables(database, SrsKey(ensure_secret(service.args.srs_secret)), service.args.srs_domain)
-    asyncio.run(
+    run_service(
         serve_unix(
             service.socket,
             protocol=lambda: SocketmapConnection(tables),

@@ -4,7 +4,6 @@ or the SQLite database in POSTWERK_DATA_DIR)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -12,7 +11,7 @@ from postwerk.domain.delivery_quota import Found
 from postwerk.policy.service import PolicyService
 from postwerk.service_main import start_socket_service
 from postwerk.store.mail_lookups import find_destinations
-from postwerk.unix_sockets import serve_unix
+from postwerk.unix_sockets import run_service, serve_unix
 
 log = logging.getLogger("postwerk.policy")
 
@@ -28,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     policy = PolicyService(lookup)
     serving = serve_unix(service.socket, protocol=policy.protocol, group=service.group, mode=0o660, log=log)
-    asyncio.run(serving)
+    run_service(serving)
     return 0
 
 

@@ -5,12 +5,12 @@ POSTWERK_RATE_LIMIT_TIERS and POSTWERK_DEFAULT_RATE_LIMIT."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from postwerk.domain.rate_limits import RateLimitCatalogue
 from postwerk.ratelimit.service import WORKERS, RateLimiter, serve
 from postwerk.service_main import start_socket_service
+from postwerk.unix_sockets import run_service
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     settings = service.settings
     catalogue = RateLimitCatalogue.from_values(settings.rate_limit_tiers, settings.default_rate_limit)
-    asyncio.run(serve(service.socket, service.group, RateLimiter(service.database, catalogue)))
+    run_service(serve(service.socket, service.group, RateLimiter(service.database, catalogue)))
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from postwerk.service_main import start_socket_service
 from postwerk.store.repository import Database, update_usage
-from postwerk.unix_sockets import serve_unix
+from postwerk.unix_sockets import run_service, serve_unix
 from postwerk.usage.dict_server import Changes, UsageCollector, protocol_factory
 
 log = logging.getLogger("postwerk.usage")
@@ -21,7 +21,7 @@ log = logging.getLogger("postwerk.usage")
 async def _serve(socket: Path, group: str | None, database: Database) -> None:
     def write(batch: Changes) -> None:
         changes = {mailbox_id: (change.total, change.delta) for mailbox_id, change in batch.items()}
-        with database.write() as connection:
+        with database.write_statement() as connection:
             update_usage(connection, changes, datetime.now(UTC))
 
     collector = UsageCollector(write)
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         group_help="the mail storage user's",
         pool_size=2,
     )
-    asyncio.run(_serve(service.socket, service.group, service.database))
+    run_service(_serve(service.socket, service.group, service.database))
     return 0
 
 
