@@ -1,7 +1,8 @@
 """What one message's database work costs on PostgreSQL, piece by piece, without the mail servers: the CPU of
 the backend (from /proc) and of the client for each statement the mail servers send per inbound message,
-through TCP on 127.0.0.1 and through PostgreSQL's Unix socket; the usage write per delivery; and the policy
-service per request over its own socket (PostgreSQL and SQLite). 20,000 mailboxes, bulk-loaded.
+through TCP on 127.0.0.1 and through PostgreSQL's Unix socket; the usage write per delivery; the usage
+dictionary per delivery (the service over its socket, as dovecot-lda's quota plugin talks to it); and the
+policy service per request over its own socket (PostgreSQL and SQLite). 20,000 mailboxes, bulk-loaded.
 
     .venv/bin/python bench/mail_lookups.py [--calls N]
 
@@ -30,6 +31,7 @@ from mail_stacks import Box, bulk_load, postgres_database
 
 from postwerk.mailstack.layout import EMBEDDED_ACCOUNTS, Layout
 from postwerk.mailstack.render import render
+from postwerk.service_main import mail_service_database
 from postwerk.settings import Settings
 from postwerk.store import repository
 from postwerk.store.db import create_db_engine, upgrade
@@ -81,18 +83,21 @@ def statements(url: str, boxes: list[Box], calls: int, label: str, folder: Path)
 
 
 def usage_writes(url: str, boxes: list[Box], calls: int) -> None:
-    engine = create_db_engine(url, pool_size=1)
-    with engine.connect() as connection:
+    """The usage service's write, as it runs it (`Database.write_statement` on its database): five
+    deliveries a window, as at ~100 messages a second; the CPU of the backend and of this process."""
+    database = mail_service_database(url, pool_size=1)
+    with database.engine.connect() as connection:
         backend = int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
-        connection.commit()
-        backend_before = cpu_seconds(backend)
-        for start in range(0, calls, 5):  # five deliveries per window, as at ~100 messages a second
-            changes = {box.mailbox_id: (None, 10240) for box in boxes[start : start + 5]}
+    backend_before, client_before = cpu_seconds(backend), time.process_time()
+    for start in range(0, calls, 5):
+        changes = {box.mailbox_id: (None, 10240) for box in boxes[start : start + 5]}
+        with database.write_statement() as connection:
             repository.update_usage(connection, changes, datetime.now(UTC))
-            connection.commit()
-        backend_us = (cpu_seconds(backend) - backend_before) / calls * 1e6
-    engine.dispose()
-    print(f"  {'socket':<10} usage write, per delivery (5 a window) backend {backend_us:6.0f} us")
+    backend_us = (cpu_seconds(backend) - backend_before) / calls * 1e6
+    client_us = (time.process_time() - client_before) / calls * 1e6
+    database.engine.dispose()
+    label = "usage write, per delivery (5 a window)"
+    print(f"  {'socket':<10} {label:<37} backend {backend_us:6.0f} us   client {client_us:6.0f} us")
 
 
 POLICY_REQUEST = (

@@ -297,7 +297,7 @@ def report(rounds: list[dict[str, Run]], kinds: list[str]) -> None:
         f"messages, {os.cpu_count()} CPUs"
     )
     print(
-        f"{'stack':<10}{'msg/s':>9}{'accepted/s':>12}{'CPU ms/msg':>12}  ratio to floor  target >= {TARGET}"
+        f"{'stack':<14}{'msg/s':>9}{'accepted/s':>12}{'CPU ms/msg':>12}  ratio to floor  target >= {TARGET}"
     )
     for kind in kinds:
         messages = total(kind, lambda run: run.messages)
@@ -308,7 +308,7 @@ def report(rounds: list[dict[str, Run]], kinds: list[str]) -> None:
             ratios = [r[kind].rate / r["floor"].rate for r in rounds]
             verdict = f"{rate(kind) / floor:.2f} (bursts {min(ratios):.2f}-{max(ratios):.2f})  "
             verdict += "PASS" if rate(kind) / floor >= TARGET else "FAIL"
-        print(f"{kind:<10}{rate(kind):>9.1f}{accepted:>12.1f}{cpu:>12.1f}  {verdict}")
+        print(f"{kind:<14}{rate(kind):>9.1f}{accepted:>12.1f}{cpu:>12.1f}  {verdict}")
     print("\nCPU ms per message by process (all bursts; 'X: exited children' = what X's exited children")
     print("used; '(irq|softirq|steal time)' = the machine's time in interrupts or taken by its host;")
     print("'other' = what no process accounts for: processes whose parent exited too; rows under 0.02 ms")
@@ -331,17 +331,18 @@ def report(rounds: list[dict[str, Run]], kinds: list[str]) -> None:
         for name, _ in names.most_common()
         if name.startswith("postwerk") or max(per_message(kind, name) for kind in kinds) >= 0.02
     ]
-    print(f"{'process':<28}" + "".join(f"{kind:>10}" for kind in kinds))
+    width = max(10, *(len(kind) + 2 for kind in kinds))
+    print(f"{'process':<34}" + "".join(f"{kind:>{width}}" for kind in kinds))
     for name in top:
-        cells = "".join(f"{per_message(kind, name):>10.2f}" for kind in kinds)
-        print(f"{name:<28}{cells}")
+        cells = "".join(f"{per_message(kind, name):>{width}.2f}" for kind in kinds)
+        print(f"{name:<34}{cells}")
 
     def other(kind: str) -> float:
         unnamed = total(kind, lambda run: run.cpu_s) - sum(by_name[kind].values())
         return unnamed / total(kind, lambda run: run.messages) * 1000
 
-    others = "".join(f"{other(kind):>10.2f}" for kind in kinds)
-    print(f"{'other':<28}{others}")
+    others = "".join(f"{other(kind):>{width}.2f}" for kind in kinds)
+    print(f"{'other':<34}{others}")
 
 
 def _postgres_server_pids() -> list[int]:
