@@ -86,6 +86,32 @@ def test_recorded_usage_is_in_the_api_document(engine: Engine, hosted: HostedPro
     _assert_stored_document_is_current(engine, box)
 
 
+def test_a_batch_of_usage_changes_reaches_each_mailbox_in_one_statement(
+    engine: Engine, hosted: HostedProject
+) -> None:
+    # Ids in another order than their sorted one, totals and increments mixed: each mailbox gets its own
+    # change (on PostgreSQL the batch goes as arrays sorted by id, which must stay aligned).
+    boxes = [_create(hosted, f"batch{n}@{hosted.domain}", mailbox=_mailbox()) for n in range(4)]
+    changes = {
+        boxes[3]: (1000, 0),
+        boxes[0]: (None, 250),
+        boxes[2]: (None, 0),
+        boxes[1]: (5000, -1000),
+        "no-such-mailbox": (None, 7),
+    }
+    measured = datetime(2026, 11, 27, 4, 0, 0, tzinfo=UTC)
+    with hosted.context.db.write_statement() as connection:
+        repository.update_usage(connection, changes, measured)
+    values = [
+        json.loads(mail_addresses.get(hosted.context, ADMIN, box))["mailbox"]["storageInBytes"]["current"]
+        for box in boxes
+    ]
+    assert [value["value"] for value in values] == [250, 4000, 0, 1000]
+    assert all(value["updatedAt"].startswith("2026-11-27T04:00:00") for value in values)
+    for box in boxes:
+        _assert_stored_document_is_current(engine, box)
+
+
 def _assert_stored_document_is_current(engine: Engine, address_id: str) -> None:
     """The document the usage write stored with the new values is, byte for byte, the one built from the
     row as it is now."""

@@ -635,8 +635,8 @@ def _usage_changes(dialect_name: str) -> Any:
     (NULL when it did not count) and the bytes added since, all measured at one time.
 
     PostgreSQL: every mailbox of a batch in one statement, from arrays (`unnest`): one round trip, in
-    autocommit (`Database.write_statement`), where the driver's batch of one statement per mailbox inside
-    BEGIN and COMMIT cost the usage service about 1 ms of CPU per batch (bench/mail_lookups.py). SQLite,
+    autocommit (`Database.write_statement`), where a statement per mailbox inside BEGIN and COMMIT took three
+    or more, and about 1.8 times the usage service's CPU per batch (bench/RESULTS.md, session 6). SQLite,
     which has no arrays and no round trips: one row, the statement run once per mailbox."""
     measured_at = bindparam("usage_updated_at", type_=UtcDateTime()).label("measured_at")
     if dialect_name == "postgresql":
@@ -713,20 +713,24 @@ def update_usage(
     connection: Connection, changes: Mapping[str, tuple[int | None, int]], measured_at: datetime
 ) -> None:
     """Store the storage usage of mailboxes, by mailbox id: the total Dovecot counted, if it did, then the
-    bytes added since. One statement for all of them (the driver sends it as one batch); each also stores
-    the address's API document, so it shows the usage at once. An id that is no longer an address changes
-    nothing."""
+    bytes added since. Each also stores the address's API document, so it shows the usage at once. An id
+    that is no longer an address changes nothing. PostgreSQL: one statement for all of them, atomic by
+    itself (`Database.write_statement` runs it without BEGIN and COMMIT); SQLite: the statement once per
+    mailbox, in the caller's transaction."""
     if not changes:
         return
     statement = _usage_statement(connection)
     if connection.dialect.name == "postgresql":
-        totals_and_deltas = changes.values()
+        # In the order of the ids: the plan is a nested loop over the arrays, so mail nodes that share the
+        # database lock the rows they change in one order, and two batches with mailboxes in common wait
+        # for each other instead of deadlocking.
+        mailbox_ids = sorted(changes)
         connection.execute(
             statement,
             {
-                "address_ids": list(changes),
-                "usage_totals": [total for total, _ in totals_and_deltas],
-                "usage_deltas": [delta for _, delta in totals_and_deltas],
+                "address_ids": mailbox_ids,
+                "usage_totals": [changes[mailbox_id][0] for mailbox_id in mailbox_ids],
+                "usage_deltas": [changes[mailbox_id][1] for mailbox_id in mailbox_ids],
                 "usage_updated_at": measured_at,
             },
         )
