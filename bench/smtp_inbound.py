@@ -86,10 +86,18 @@ def _busy(ticks: dict[str, int]) -> int:
     return sum(value for name, value in ticks.items() if name not in {"idle", "iowait"})
 
 
-def _cpu_by_name() -> Counter[str]:
-    """CPU ticks (user + system) of every live process, summed by name. Postwerk's services are all
-    `python3`: they are told apart by their module."""
-    ticks: Counter[str] = Counter()
+@dataclass(frozen=True)
+class _Process:
+    name: str
+    parent: int
+    ticks: int  # user + system
+    children_ticks: int  # what its exited children used, once it waited for them
+
+
+def _processes() -> dict[int, _Process]:
+    """Every live process's CPU ticks, by pid. Postwerk's services are all `python3`: they are named by
+    their module."""
+    processes: dict[int, _Process] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -106,12 +114,32 @@ def _cpu_by_name() -> Counter[str]:
             name = command[command.index(b"-m") + 1].decode()
         if name == "postgres":
             name = _postgres_part(command[0].decode(errors="replace"))
-        ticks[name] += int(rest[11]) + int(rest[12])
-        # What a process's exited children used (once it has waited for them): the LDAs under pipe.
-        children = int(rest[13]) + int(rest[14])
+        processes[int(entry.name)] = _Process(
+            name, int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[13]) + int(rest[14])
+        )
+    return processes
+
+
+def _cpu_by_name(before: dict[int, _Process], after: dict[int, _Process]) -> Counter[str]:
+    """CPU ticks used between two snapshots, by process name ('X: exited children': what X's children that
+    ended meanwhile used, such as the LDAs under pipe). A process that ended meanwhile is charged to its
+    parent's children for its whole life, so what it had used before the first snapshot is taken off
+    there again: Postfix's delivery agents end after their hundredth delivery, and their parent would
+    otherwise be charged every LDA they ever ran."""
+    used: Counter[str] = Counter()
+    for pid, now in after.items():
+        then = before.get(pid)
+        if then is not None and then.name != now.name:
+            then = None  # a new program in that pid (exec, or the pid used again)
+        used[now.name] += now.ticks - (then.ticks if then else 0)
+        children = now.children_ticks - (then.children_ticks if then else 0)
         if children:
-            ticks[f"{name}: exited children"] += children
-    return ticks
+            used[f"{now.name}: exited children"] += children
+    for pid, then in before.items():
+        parent = after.get(then.parent)
+        if pid not in after and parent is not None:
+            used[f"{parent.name}: exited children"] -= then.ticks + then.children_ticks
+    return used
 
 
 def _postgres_part(title: str) -> str:
@@ -193,20 +221,17 @@ def measure(name: str, mail: MailStack, boxes: list[Box], burst: int) -> Run:
     # kernel's writeback would otherwise run during whichever burst comes next.
     os.sync()
     time.sleep(0.5)
-    cpu_before, machine_before = _cpu_by_name(), _machine_ticks()
+    processes_before, machine_before = _processes(), _machine_ticks()
     started = time.perf_counter()
     # smtp-source -N puts the message's number in front of the recipient: "{n}" + "u{burst}@DOMAIN".
     smtp_source(settings, f"u{burst}@{DOMAIN}", messages, numbered=True)
     accepted = time.perf_counter() - started
     _wait_delivered(folders, started)
     visible = time.perf_counter() - started
-    cpu_after, machine_after = _cpu_by_name(), _machine_ticks()
+    processes_after, machine_after = _processes(), _machine_ticks()
     _check_over_imap(settings, [boxes[0], boxes[messages // 2], boxes[messages - 1]])
-    by_name = {
-        process: (cpu_after[process] - cpu_before.get(process, 0)) / CLOCK
-        for process in cpu_after
-        if cpu_after[process] - cpu_before.get(process, 0) > 0
-    }
+    used = _cpu_by_name(processes_before, processes_after)
+    by_name = {process: ticks / CLOCK for process, ticks in used.items() if ticks > 0}
     for field_name in _UNOWNED:
         by_name[f"({field_name} time)"] = (machine_after[field_name] - machine_before[field_name]) / CLOCK
     busy = _busy(machine_after) - _busy(machine_before)
@@ -311,7 +336,7 @@ def report(rounds: list[dict[str, Run]], kinds: list[str]) -> None:
         print(f"{kind:<14}{rate(kind):>9.1f}{accepted:>12.1f}{cpu:>12.1f}  {verdict}")
     print("\nCPU ms per message by process (all bursts; 'X: exited children' = what X's exited children")
     print("used; '(irq|softirq|steal time)' = the machine's time in interrupts or taken by its host;")
-    print("'other' = what no process accounts for: processes whose parent exited too; rows under 0.02 ms")
+    print("'other' = what no process accounts for (a process and its parent both ended); rows under 0.02 ms")
     print("are left out of the table, not out of the totals)")
     by_name: dict[str, Counter[str]] = {kind: Counter() for kind in kinds}
     for runs in rounds:
