@@ -35,6 +35,39 @@ from postwerk.settings import Settings
 from postwerk.store.scratch import scratch_postgres_role, scratch_sqlite, through_socket
 from postwerk.store.tables import domains, mail_addresses, projects
 
+# --- CPU of processes, from /proc --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str  # the kernel's; Postwerk's services (all python3) by their module
+    parent: int
+    ticks: int  # user + system
+    children_ticks: int  # what its exited children used, once it waited for them
+    command: list[bytes]  # the command line's arguments
+
+
+def process_table() -> dict[int, Process]:
+    """Every live process, by pid."""
+    table: dict[int, Process] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            command = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        rest = stat[stat.rindex(")") + 2 :].split()
+        if name.startswith("python") and b"-m" in command:
+            name = command[command.index(b"-m") + 1].decode()
+        table[int(entry.name)] = Process(
+            name, int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[13]) + int(rest[14]), command
+        )
+    return table
+
+
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CHUNK = 20_000
 READY_TIMEOUT = 60.0

@@ -42,16 +42,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mail_stacks import (
     Box,
+    Process,
     bench_folder,
     bulk_load,
     floor_stack,
     postgres_database,
     postwerk_stack,
+    process_table,
     settings_for,
     sqlite_database,
 )
@@ -86,41 +88,19 @@ def _busy(ticks: dict[str, int]) -> int:
     return sum(value for name, value in ticks.items() if name not in {"idle", "iowait"})
 
 
-@dataclass(frozen=True)
-class _Process:
-    name: str
-    parent: int
-    ticks: int  # user + system
-    children_ticks: int  # what its exited children used, once it waited for them
+def _processes() -> dict[int, Process]:
+    """Every live process by pid, named for the report: the kernel's workers in one bucket (they rename
+    themselves by the work they do), PostgreSQL's processes by their part."""
+    table = process_table()
+    for pid, process in table.items():
+        if process.name.startswith("kworker/"):
+            table[pid] = replace(process, name="kworker (kernel workers)")
+        elif process.name == "postgres":
+            table[pid] = replace(process, name=_postgres_part(process.command[0].decode(errors="replace")))
+    return table
 
 
-def _processes() -> dict[int, _Process]:
-    """Every live process's CPU ticks, by pid. Postwerk's services are all `python3`: they are named by
-    their module."""
-    processes: dict[int, _Process] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-            command = Path(entry.path, "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        rest = stat[stat.rindex(")") + 2 :].split()
-        if name.startswith("kworker/"):
-            name = "kworker (kernel workers)"  # they rename themselves by the work they do: one bucket
-        if name.startswith("python") and b"-m" in command:
-            name = command[command.index(b"-m") + 1].decode()
-        if name == "postgres":
-            name = _postgres_part(command[0].decode(errors="replace"))
-        processes[int(entry.name)] = _Process(
-            name, int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[13]) + int(rest[14])
-        )
-    return processes
-
-
-def _cpu_by_name(before: dict[int, _Process], after: dict[int, _Process]) -> Counter[str]:
+def _cpu_by_name(before: dict[int, Process], after: dict[int, Process]) -> Counter[str]:
     """CPU ticks used between two snapshots, by process name ('X: exited children': what X's children that
     ended meanwhile used, such as the LDAs under pipe). A process that ended meanwhile is charged to its
     parent's children for its whole life, so what it had used before the first snapshot is taken off

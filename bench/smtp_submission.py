@@ -78,6 +78,7 @@ from mail_stacks import (
     free_listener,
     postgres_database,
     postwerk_stack,
+    process_table,
     settings_for,
     sqlite_database,
 )
@@ -288,49 +289,29 @@ def _busy_ticks() -> int:
     return sum(values) - values[3] - values[4]  # all but idle and iowait
 
 
-def _processes() -> dict[int, tuple[int, str, int, int, bytes]]:
-    """pid -> (parent, name, own ticks, ticks of exited children, command line)."""
-    table = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-            command = Path(entry.path, "cmdline").read_bytes()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        rest = stat[stat.rindex(")") + 2 :].split()
-        arguments = command.split(b"\0")
-        if name.startswith("python") and b"-m" in arguments:
-            name = arguments[arguments.index(b"-m") + 1].decode()
-        own = int(rest[11]) + int(rest[12])
-        table[int(entry.name)] = (int(rest[1]), name, own, int(rest[13]) + int(rest[14]), command)
-    return table
-
-
 def cpu_ticks(database_role: str | None) -> Counter[str]:
     """Ticks by process name of this process's descendants (and of the exited children they reaped), and of
     the PostgreSQL backends of `database_role`."""
-    table = _processes()
+    table = process_table()
     children: dict[int, list[int]] = {}
-    for pid, (parent, *_) in table.items():
-        children.setdefault(parent, []).append(pid)
+    for pid, process in table.items():
+        children.setdefault(process.parent, []).append(pid)
     ticks: Counter[str] = Counter()
     pending = list(children.get(os.getpid(), []))
     while pending:
         pid = pending.pop()
-        _, name, own, reaped, _ = table[pid]
-        ticks[name] += own
-        if reaped:
-            ticks[f"{name}: exited children"] += reaped
+        process = table[pid]
+        ticks[process.name] += process.ticks
+        if process.children_ticks:
+            ticks[f"{process.name}: exited children"] += process.children_ticks
         pending += children.get(pid, [])
     if database_role:
         # The title of a backend: "postgres: [cluster name: ]role database client state".
         marker = f" {database_role} ".encode()
-        for _, _, own, _, command in table.values():
-            if command.startswith(b"postgres:") and marker in command:
-                ticks["postgres (the stack's backends)"] += own
+        for process in table.values():
+            title = b"\0".join(process.command)
+            if title.startswith(b"postgres:") and marker in title:
+                ticks["postgres (the stack's backends)"] += process.ticks
     return ticks
 
 
