@@ -1,5 +1,7 @@
 """The policy service over a real unix socket, the way Postfix talks to it: many requests per connection,
-odd input (UTF-8, empty, binary, huge) always answered, never a crash; internal errors answered DUNNO."""
+odd input (UTF-8, empty, binary, huge) always answered, never a crash; internal errors answered DUNNO.
+A hosted recipient that may receive is answered OK (Postfix then skips its own lookup of the recipient);
+one not found is answered DUNNO, left to Postfix's check of unknown recipients."""
 
 from __future__ import annotations
 
@@ -83,15 +85,17 @@ def test_answers_on_one_connection(socket_path: Path) -> None:
             _request(b""),
             _request(b"LOOP-B@example.org"),  # forwards only in a circle
             _request(b"off+tag@example.org"),  # receiving disabled (before the quota: it is full too)
+            _request(b"nobody@example.org"),  # not found: Postfix's own check decides
+            _request(b"Roomy+tag@Example.org"),  # found without its extension
         ]
     )
-    (answers,) = asyncio.run(_serve(service, socket_path, [(conversation, 12)]))
+    (answers,) = asyncio.run(_serve(service, socket_path, [(conversation, 14)]))
     assert answers == [
         _answer(FULL),
-        _answer("DUNNO"),
+        _answer("OK"),
         _answer(FULL),
         _answer(FULL),
-        _answer("DUNNO"),
+        _answer("OK"),
         _answer("DUNNO"),
         _answer("DUNNO"),
         _answer("DUNNO"),
@@ -99,6 +103,8 @@ def test_answers_on_one_connection(socket_path: Path) -> None:
         _answer("DUNNO"),
         _answer(LOOP_REPLY),
         _answer(DISABLED_REPLY),
+        _answer("DUNNO"),
+        _answer("OK"),
     ]
 
 

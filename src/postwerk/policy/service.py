@@ -2,7 +2,14 @@
 provider disabled: 550 5.2.1; a full mailbox reached by the recipient: 552 5.2.2; a recipient whose forwards
 only loop: 550 5.4.6).
 
-Placed after `reject_unlisted_recipient` (main.cf), so it only sees recipients Postfix knows are hosted.
+A recipient the lookup finds hosted (its address, its address without `+extension`, or its domain's
+catch-all) and that none of those three refuses is answered `OK`: Postfix's own check of unknown
+recipients (`reject_unlisted_recipient`, a query of the recipient maps) comes after this service in main.cf
+and is skipped then, so a message to a hosted address costs one lookup at RCPT instead of two. Every other
+answer that lets the mail on (`DUNNO`: not found, not a hosted address, an error, the service unreachable)
+leaves the recipient to that check, which refuses unknown ones with 550 5.1.1 as before; an `OK` is never
+given for a recipient Postfix does not know, since both read the same addresses by the same precedence
+(`postwerk.domain.delivery_quota`, held to the SQL maps by tests/mail).
 
 On an internal error (a bug, a database that does not answer in time) the answer is `DUNNO`, not a 451:
 the quota is a limit on growth, not a security rule, and Dovecot keeps delivering regardless, so the cost
@@ -26,6 +33,7 @@ log = logging.getLogger("postwerk.policy")
 
 FULL = "552 5.2.2 Mailbox full"
 DUNNO = "DUNNO"
+ACCEPTED = "OK"
 MAX_SIZE = 2**62  # a SIZE beyond any quota: larger announced sizes are cut to it
 
 # The store's lookup (`store.mail_lookups.find_destinations` on a read connection).
@@ -59,7 +67,7 @@ class PolicyService:
         size = _message_size(request.get("size"))
         full = [box for box in expansion.mailboxes.values() if is_over_quota(box, size)]
         if not full:
-            return DUNNO
+            return ACCEPTED if expansion.hosted else DUNNO
         log.info("refused at RCPT: mailbox %s is full", ", ".join(box.mailbox_id for box in full))
         return FULL
 
