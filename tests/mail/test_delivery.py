@@ -5,6 +5,7 @@ from __future__ import annotations
 import imaplib
 import os
 import signal
+import subprocess
 import time
 import unicodedata
 
@@ -89,6 +90,25 @@ def test_unknown_recipient_in_a_hosted_domain_is_refused_at_rcpt(stack: Stack, h
         code, reply = client.rcpt(f"unknown@{hosted.domain}")
         assert (code, reply.split()[0]) == (550, b"5.1.1"), reply
         assert client.rcpt(f"known@{hosted.domain}")[0] == 250
+
+
+def test_unknown_recipients_are_refused_by_postfix_whatever_the_policy_service_answers(stack: Stack) -> None:
+    """The policy service answers OK only for hosted recipients it found; everything else (not found, an
+    error, the service unreachable: Postfix's default_action) is DUNNO, and Postfix's own check of unknown
+    recipients must come after it, with nothing in between that could permit them."""
+    postconf = subprocess.run(
+        ["postconf", "-c", str(stack.mail.layout.postfix_config), "-h",
+         "smtpd_recipient_restrictions", "smtpd_reject_unlisted_recipient"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    restrictions, implicit_check = postconf.stdout.splitlines()
+    policy, rest = restrictions.split("check_policy_service", 1)
+    assert "default_action=DUNNO }" in rest
+    after_policy = [step.strip() for step in rest.split("}", 1)[1].split(",") if step.strip()]
+    assert after_policy == ["reject_unlisted_recipient", "permit"]
+    assert "permit" not in policy and "reject_unlisted_recipient" not in policy
+    # "yes" would query the recipient maps again after the policy service's OK.
+    assert implicit_check == "no"
 
 
 @pytest.mark.parametrize("recipient", ["someone@gmail.example", "x@mailbox.postwerk.invalid"])
