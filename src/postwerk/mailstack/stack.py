@@ -83,6 +83,22 @@ def wait_for_port(listener: str, deadline: float) -> None:
             time.sleep(0.05)
 
 
+FATAL_LINES = 3
+_LOG_TAIL_BYTES = 16_384
+
+
+def last_fatal_lines(log_file: Path) -> str:
+    """The last few `fatal:` and `panic:` lines of a Postfix log file, joined; empty when there are none."""
+    try:
+        with log_file.open("rb") as stream:
+            stream.seek(max(0, stream.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
+            tail = stream.read().decode(errors="replace")
+    except OSError:
+        return ""
+    fatal = [line.strip() for line in tail.splitlines() if " fatal: " in line or " panic: " in line]
+    return " | ".join(fatal[-FATAL_LINES:])
+
+
 def _wait_for_socket(path: Path, deadline: float) -> None:
     while True:
         try:
@@ -148,6 +164,12 @@ class MailStack:
         if self._postfix("status").returncode == 0:
             log.warning("a Postfix of this data folder was still running (Postwerk killed?): stopping it")
             self._postfix("stop")
+
+    def _postfix_fatal_errors(self) -> str:
+        """The last fatal errors in the instance's own log (none when Postfix logs to syslog)."""
+        if self.layout.logs is None:
+            return ""
+        return last_fatal_lines(self.layout.logs / "postfix.log")
 
     def _stop_stale_dovecot(self) -> None:
         pid_file = self.layout.dovecot_base / "master.pid"
@@ -282,6 +304,7 @@ class MailStack:
                     [str(POSTFIX), "-c", str(self.layout.postfix_config), "start-fg"],
                     stop=self._stop_postfix,
                     before_start=self._stop_stale_postfix,
+                    exit_reason=self._postfix_fatal_errors,
                 ),
                 ChildSpec(
                     "dovecot",

@@ -42,6 +42,9 @@ class ChildSpec:
     before_start: Callable[[], None] | None = None
     # The child's whole environment; None: Postwerk's own.
     env: Mapping[str, str] | None = None
+    # Why it ended, when it says so elsewhere than on its output (Postfix's master writes its fatal
+    # errors to its log file): logged with the exit.
+    exit_reason: Callable[[], str] | None = None
 
 
 @dataclass
@@ -148,9 +151,10 @@ class Supervisor:
         if now - child.started_at >= STABLE_AFTER:
             child.restart_delay = FIRST_RESTART_DELAY
         log.error(
-            "%s exited unexpectedly (status %s); restarting in %.1f s",
+            "%s exited unexpectedly (status %s%s); restarting in %.1f s",
             child.spec.name,
             status,
+            _reason(child.spec),
             child.restart_delay,
         )
         child.restarts += 1
@@ -185,3 +189,13 @@ class Supervisor:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=3 * STOP_TIMEOUT)
+
+
+def _reason(spec: ChildSpec) -> str:
+    if spec.exit_reason is None:
+        return ""
+    try:
+        reason = spec.exit_reason()
+    except Exception as error:  # a reason that cannot be read must not stop the restart
+        return f"; its reason could not be read: {type(error).__name__}"
+    return f": {reason}" if reason else ""
