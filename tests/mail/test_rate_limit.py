@@ -8,11 +8,9 @@ from __future__ import annotations
 import os
 import signal
 import smtplib
-import socket
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -59,20 +57,8 @@ def _restart_and_wait(stack: Stack) -> None:
         assert time.monotonic() < deadline, "the rate-limit service was not restarted"
         time.sleep(0.05)
     # A new process is not yet a listening one: on a slow machine Python takes a second or more to start,
-    # and Postfix meanwhile answers 451 4.3.0 (seen in CI). The killed one's socket file stays until then.
-    while not _accepts(stack.mail.layout.ratelimit_socket):
-        assert time.monotonic() < deadline, "the restarted rate-limit service does not listen"
-        time.sleep(0.05)
-
-
-def _accepts(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
-        client.settimeout(1)
-        try:
-            client.connect(str(path))
-        except OSError:
-            return False
-    return True
+    # and Postfix meanwhile answers 451 4.3.0 (seen in CI).
+    stack.mail.wait_for_services(deadline)
 
 
 def test_sending_over_the_rate_limit_is_deferred_and_not_sent(stack: Stack, hosted: Hosted) -> None:
