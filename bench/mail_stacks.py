@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bulk_rows import analyze, domain_row, mailbox_row, project_row
+from bulk_rows import analyze, domain_row, mailbox_row, project_row, store_documents
 from sqlalchemy import Engine, insert
 
 from postwerk.mailstack.layout import DOVECOT, MAILBOX_DOMAIN, POSTFIX
@@ -171,6 +171,7 @@ def bulk_load(engine: Engine, addresses: list[tuple[str, str]]) -> list[Box]:
                 rows.clear()
         if rows:
             connection.execute(insert(mail_addresses), rows)
+    store_documents(engine)
     analyze(engine)
     return boxes
 

@@ -214,3 +214,19 @@ def test_stale_documents_are_stored_in_one_pass(
     stored = {row.id: row.document for row in rows}
     for address_id in varied_addresses:
         assert orjson.loads(stored[address_id]) == _expected(engine, address_id)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("active", "is not the name of exactly one object"),  # autoResponder, spamProtection, archive
+        ("address", "is not the name of exactly one object"),  # a string, not an object
+        ("nothing", "is not the name of exactly one object"),
+        ("spamProtection", "holds a value that is no number"),  # its folder is text a row could hold
+    ],
+)
+def test_only_a_unique_object_without_text_can_be_patched_in_place(
+    engine: Engine, name: str, why: str
+) -> None:
+    with pytest.raises(ValueError, match=why):
+        MAIL_ADDRESS_DOCUMENT.patched_sql_with(engine.dialect, {}, only=name)

@@ -112,6 +112,57 @@ def test_a_batch_of_usage_changes_reaches_each_mailbox_in_one_statement(
         _assert_stored_document_is_current(engine, box)
 
 
+def test_the_usage_write_rewrites_only_the_usage_in_a_stored_document_of_the_current_shape(
+    engine: Engine, hosted: HostedProject
+) -> None:
+    """The usage object is rewritten in the stored text where that text is of the current shape (another
+    member changed behind the store's back stays as stored: nothing else was built again); documents
+    missing or of another shape are built whole, in the same batch; text from a customer that looks like
+    the usage object is not taken for it."""
+    patched, missing, older, forged = (
+        _create(hosted, f"{name}@{hosted.domain}", mailbox=_mailbox())
+        for name in ("patched", "missing", "older", "forged")
+    )
+    table = tables.mail_addresses
+    lure = 'x"current" : {"value" : 1} "current":{"value":1}} \\"current\\":{'
+    with hosted.context.db.write() as connection:
+        repository.update_address(connection, forged, {"autoresponder_message": lure})
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE mail_addresses SET document = replace(document, 'patched@', 'kept@') WHERE id = :id"
+            ),
+            {"id": patched},
+        )
+        connection.execute(
+            table.update().where(table.c.id == missing).values(document=None, document_version=None)
+        )
+        connection.execute(table.update().where(table.c.id == older).values(document_version="older-shape"))
+    changes: dict[str, tuple[int | None, int]] = {
+        patched: (None, 1000),
+        missing: (2000, 0),
+        older: (None, 3000),
+        forged: (None, 4000),
+        "no-such-mailbox": (None, 5),
+    }
+    with hosted.context.db.write_statement() as connection:
+        repository.update_usage(connection, changes, datetime(2026, 11, 27, 9, 0, 0, 123456, tzinfo=UTC))
+
+    with engine.connect() as connection:
+        stored = dict(connection.execute(select(table.c.id, table.c.document)).all())
+    kept = json.loads(stored[patched])
+    assert kept["address"] == f"kept@{hosted.domain}"  # the rest of the stored text, untouched
+    assert kept["mailbox"]["storageInBytes"]["current"] == {
+        "value": 1000,
+        "updatedAt": "2026-11-27T09:00:00.123456Z",
+    }
+    for box in (missing, older, forged):
+        _assert_stored_document_is_current(engine, box)
+    forged_document = json.loads(stored[forged])
+    assert forged_document["autoResponder"]["message"] == lure
+    assert forged_document["mailbox"]["storageInBytes"]["current"]["value"] == 4000
+
+
 def _assert_stored_document_is_current(engine: Engine, address_id: str) -> None:
     """The document the usage write stored with the new values is, byte for byte, the one built from the
     row as it is now."""
