@@ -34,7 +34,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,6 +58,7 @@ from postwerk.api.responses import json_response
 from postwerk.api.routing import add_route
 from postwerk.bootstrap import build_context
 from postwerk.domain.passwords import hash_password
+from postwerk.loopback import free_loopback_port
 from postwerk.service import Context
 from postwerk.service import mail_addresses as address_service
 from postwerk.service import projects as project_service
@@ -148,9 +148,7 @@ def serve(settings: Settings, port: int) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+    return free_loopback_port(HOST)
 
 
 def http_get(url: str, token: str | None = None) -> tuple[int, dict[str, str], bytes]:

@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 from bulk_rows import analyze, domain_row, mailbox_row, project_row, store_documents
 from sqlalchemy import Engine, insert
 
+from postwerk.loopback import free_loopback_port
 from postwerk.mailstack.layout import DOVECOT, MAILBOX_DOMAIN, POSTFIX
 from postwerk.mailstack.stack import MailStack, wait_for_port
 from postwerk.mailstack.supervisor import ChildSpec, Supervisor
@@ -82,9 +82,7 @@ class Box:
 
 
 def free_listener() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{probe.getsockname()[1]}"
+    return f"127.0.0.1:{free_loopback_port()}"
 
 
 @contextmanager

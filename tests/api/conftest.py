@@ -3,7 +3,6 @@ response against the official spec."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postwerk.api.app import create_app
 from postwerk.domain.rate_limits import RateLimitCatalogue
+from postwerk.loopback import free_loopback_port
 from postwerk.service import Context
 from postwerk.service import projects as project_service
 from postwerk.store.repository import Database
@@ -30,9 +30,7 @@ SERVER_START_TIMEOUT = 15.0
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_loopback_port()
 
 
 @dataclass
