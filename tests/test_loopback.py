@@ -3,6 +3,7 @@ ports), free when handed out, and never the same twice."""
 
 from __future__ import annotations
 
+import random
 import socket
 
 import pytest
@@ -27,14 +28,12 @@ def test_a_port_something_listens_on_is_not_handed_out(monkeypatch: pytest.Monke
     if first_ephemeral - LOWEST < MIN_CHOICE:
         pytest.skip("this machine's ephemeral range leaves no ports below it to choose from")
     with socket.socket() as taken:
-        for candidate in range(first_ephemeral - 1, LOWEST, -1):
-            try:
-                taken.bind(("127.0.0.1", candidate))
-                break
-            except OSError:
-                continue
+        taken.bind(("127.0.0.1", free_loopback_port()))
         taken.listen()
         occupied = int(taken.getsockname()[1])
-        choices = iter([occupied, occupied - 1, occupied - 2, occupied - 3])
-        monkeypatch.setattr(loopback.random, "randrange", lambda _low, _high: next(choices))
-        assert free_loopback_port() in {occupied - 1, occupied - 2, occupied - 3}
+        # The occupied port is offered first, then ports this module handed out before, then any.
+        offered = iter([occupied, *sorted(loopback._handed_out)])
+        any_port = random.randrange
+        monkeypatch.setattr(random, "randrange", lambda low, high: next(offered, None) or any_port(low, high))
+        monkeypatch.setattr(loopback, "_handed_out", set(loopback._handed_out) - {occupied})
+        assert free_loopback_port() != occupied

@@ -124,7 +124,8 @@ def test_the_usage_write_rewrites_only_the_usage_in_a_stored_document_of_the_cur
         for name in ("patched", "missing", "older", "forged")
     )
     table = tables.mail_addresses
-    lure = 'x"current" : {"value" : 1} "current":{"value":1}} \\"current\\":{'
+    # Characters of several bytes before the usage object: positions are counted in characters.
+    lure = 'Grüße 😀 x"current" : {"value" : 1} "current":{"value":1}} \\"current\\":{'
     with hosted.context.db.write() as connection:
         repository.update_address(connection, forged, {"autoresponder_message": lure})
     with engine.begin() as connection:

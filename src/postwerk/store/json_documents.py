@@ -29,7 +29,8 @@ from sqlalchemy import (
     Boolean,
     Column,
     ColumnElement,
-    String,
+    Integer,
+    Numeric,
     Table,
     Text,
     and_,
@@ -156,8 +157,10 @@ class Document:
         row's stored document is of this shape and holds the member; other rows need `computed_sql_with`.
 
         The member is found by its name and the separator the dialect's JSON functions write after a name
-        (`"current" : {`): no text from a row can forge that, since quotes inside JSON strings are escaped;
-        and the object ends at its first `}`, since none of its values holds one."""
+        (`"current" : {`): no text from a row can forge that, since every name in a shape is a fixed string,
+        no value is JSON taken from a row, and quotes inside JSON strings are escaped; the object ends at
+        its first `}`, since none of its values holds one. The rest of the stored text stays as it was
+        stored: every other write of a row stores its whole document."""
         if self.stored_in is None:
             raise ValueError("this document is not stored")
         builder = _builder(dialect)
@@ -249,9 +252,13 @@ def _only_member(shape: Shape, name: str) -> Shape:
     if len(found) != 1 or not isinstance(found[0], Mapping):
         raise ValueError(f"{name!r} is not the name of exactly one object of the document")
     for item in found[0].values():
-        if not isinstance(item, ColumnElement) or isinstance(item.type, String):
+        if not (isinstance(item, ColumnElement) and isinstance(item.type, _BRACELESS_TYPES)):
             raise ValueError(f"{name!r} holds a value that is no number, boolean or timestamp column")
     return found[0]
+
+
+# The types whose JSON text (`_Builder.value`) has no braces and no text from a row.
+_BRACELESS_TYPES = (Integer, Numeric, Boolean, UtcDateTime)
 
 
 class _Builder:

@@ -743,10 +743,14 @@ def update_usage(
     bytes added since. Each also stores the address's API document, so it shows the usage at once. An id
     that is no longer an address changes nothing. PostgreSQL: one statement for all of them, atomic by
     itself (`Database.write_statement` runs it without BEGIN and COMMIT), and one more for those whose
-    stored document had to be built whole (written before, by another release or in bulk: rare); SQLite:
-    the statement once per mailbox, in the caller's transaction."""
+    stored document had to be built whole (written before, by another release or in bulk: rare), each
+    atomic on its own: should the second fail, the caller's retry stores the totals again and Dovecot,
+    told the commit failed, counts those mailboxes and sends totals, so a batch stored in part is repaired
+    (`usage.dict_server`). SQLite: the statement once per mailbox, in the caller's transaction."""
     if not changes:
         return
+    if measured_at.tzinfo is None:
+        raise ValueError("naive datetimes are not stored")
     statements = _usage_statements(connection)
     if connection.dialect.name == "postgresql":
         # In the order of the ids: the plan is a nested loop over the arrays, so mail nodes that share the
