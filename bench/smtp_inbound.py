@@ -26,8 +26,10 @@ them. Without it PostgreSQL shares every CPU with the mail servers, as on a sing
 database is SQLite). The server's processes get every CPU back at the end.
 
 Prints the rate of each (all its messages over all its bursts' time), its ratio to the floor measured in
-the same run (target >= 0.9) with the spread of the bursts' ratios, and where the CPU went (per message, by
-process name, from /proc, summed over the bursts).
+the same run (target >= 0.9) with the spread of the bursts' ratios, the CPU each stack adds to the floor's
+per message against what the target allows (where the CPUs are the limit, the ratio is the floor's CPU a
+message over the stack's), and where the CPU went (per message, by process name, from /proc, summed over
+the bursts).
 Needs root, Postfix and Dovecot (`make mail-deps`) and, for `postgres`, the PostgreSQL server.
 """
 
@@ -304,16 +306,29 @@ def report(rounds: list[dict[str, Run]], kinds: list[str]) -> None:
     print(
         f"{'stack':<14}{'msg/s':>9}{'accepted/s':>12}{'CPU ms/msg':>12}  ratio to floor  target >= {TARGET}"
     )
+
+    def cpu_per_message(kind: str) -> float:
+        return total(kind, lambda run: run.cpu_s) / total(kind, lambda run: run.messages) * 1000
+
     for kind in kinds:
         messages = total(kind, lambda run: run.messages)
         accepted = messages / total(kind, lambda run: run.accepted_s)
-        cpu = total(kind, lambda run: run.cpu_s) / messages * 1000
+        cpu = cpu_per_message(kind)
         verdict = ""
         if floor and kind != "floor":
             ratios = [r[kind].rate / r["floor"].rate for r in rounds]
             verdict = f"{rate(kind) / floor:.2f} (bursts {min(ratios):.2f}-{max(ratios):.2f})  "
             verdict += "PASS" if rate(kind) / floor >= TARGET else "FAIL"
         print(f"{kind:<14}{rate(kind):>9.1f}{accepted:>12.1f}{cpu:>12.1f}  {verdict}")
+    if floor and len(kinds) > 1:
+        # Where the CPUs are the limit, a stack's rate is the floor's times the floor's CPU a message over
+        # its own: what a stack adds says how far it is from the target in the parts it can change.
+        floor_cpu = cpu_per_message("floor")
+        added = [f"{kind} {cpu_per_message(kind) - floor_cpu:+.2f}" for kind in kinds if kind != "floor"]
+        print(
+            f"CPU added to the floor's {floor_cpu:.2f} ms a message (the target allows "
+            f"{floor_cpu / TARGET - floor_cpu:.2f} ms where the CPUs are the limit): {', '.join(added)}"
+        )
     print("\nCPU ms per message by process (all bursts; 'X: exited children' = what X's exited children")
     print("used; '(irq|softirq|steal time)' = the machine's time in interrupts or taken by its host;")
     print("'other' = what no process accounts for (a process and its parent both ended); rows under 0.02 ms")
