@@ -9,7 +9,7 @@ from sqlalchemy import Engine, text
 
 from postwerk.domain.addresses import DomainName, MailAddress, search_text
 from postwerk.domain.names import new_mailbox_name
-from postwerk.store.repository import store_stale_documents_after
+from postwerk.store.repository import Database, store_stale_documents
 
 
 def project_row(project_id: str, short_id: str, description: str, now: datetime) -> dict[str, object]:
@@ -103,10 +103,7 @@ def delivery_box_row(
 def store_documents(engine: Engine, batch: int = 5000) -> None:
     """Every address's API document stored, as `postwerk serve` stores them after a bulk load (in the
     background, at start): the mail servers then find the rows as a running installation has them."""
-    after: str | None = ""
-    while after is not None:
-        with engine.begin() as connection:
-            after, _ = store_stale_documents_after(connection, after, batch)
+    store_stale_documents(Database(engine), batch)
 
 
 def analyze(engine: Engine) -> None:

@@ -196,14 +196,7 @@ def store_stale_documents(ctx: Context, batch: int = 500) -> int:
     """Store the API document of every address that has none, or one of an older shape (rows loaded in
     bulk, or written by an earlier release): until then each read computes it. One pass over the table,
     one short write per batch. Returns how many were stored."""
-    after, stored = "", 0
-    while True:
-        with ctx.db.write() as connection:
-            last, count = repo.store_stale_documents_after(connection, after, batch)
-        stored += count
-        if last is None:
-            return stored
-        after = last
+    return repo.store_stale_documents(ctx.db, batch)
 
 
 def delete(ctx: Context, caller: Caller, address_id: str) -> None:

@@ -167,14 +167,15 @@ class Document:
         member = _only_member(_replaced(self.shape, self.table, replacing), only)
         stored = self.stored_in.document
         marker = _sql(_sql_string(f'"{only}"{builder.name_separator}{{'))
-        object_start = builder.position(stored, marker) + (len(only) + 2 + len(builder.name_separator))
+        marker_at = builder.position(stored, marker)
+        object_start = marker_at + (len(only) + 2 + len(builder.name_separator))
         object_end = object_start + builder.position(func.substr(stored, object_start), _sql("'}'")) - 1
         rewritten = (
             func.substr(stored, 1, object_start - 1)
             .concat(builder.as_text(builder.object(member)))
             .concat(func.substr(stored, object_end + 1))
         )
-        applies = and_(self.stored_in.version == self.version(dialect), builder.position(stored, marker) > 0)
+        applies = and_(self.stored_in.version == self.version(dialect), marker_at > 0)
         return Patch(self._compiled_sql(dialect, applies), self._compiled_sql(dialect, rewritten))
 
     def _sql(self, dialect: Dialect, shape: Shape) -> str:
@@ -235,8 +236,7 @@ def _replaced(shape: Shape, table: Table, replacing: Mapping[str, ColumnElement[
 
 def _only_member(shape: Shape, name: str) -> Shape:
     """The object named `name` in `shape` (nested objects included), which must be its only member of that
-    name and hold only values whose JSON text has no braces and no text from a row: columns (or SQL) that
-    are no strings."""
+    name and hold only values whose JSON text has no braces and no text from a row (`_BRACELESS_TYPES`)."""
     found: list[Any] = []
 
     def walk(level: Shape) -> None:

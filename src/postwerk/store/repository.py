@@ -551,6 +551,19 @@ def store_address_document(connection: Connection, address_id: str) -> None:
     connection.execute(_document_statement(connection, "store"), {"address_id": address_id})
 
 
+def store_stale_documents(database: Database, batch: int) -> int:
+    """`store_stale_documents_after` from the first address to the last, a write per batch. Returns how
+    many were stored."""
+    after, stored = "", 0
+    while True:
+        with database.write() as connection:
+            last, count = store_stale_documents_after(connection, after, batch)
+        stored += count
+        if last is None:
+            return stored
+        after = last
+
+
 def store_stale_documents_after(connection: Connection, after_id: str, limit: int) -> tuple[str | None, int]:
     """Store the documents of the next `limit` addresses by id (after `after_id`) whose stored document is
     missing or of another shape. Returns the last id stored (None when there were none left) and how many:
