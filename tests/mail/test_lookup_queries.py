@@ -18,13 +18,14 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, bindparam, text
 
 from postwerk.domain.addresses import parse_address, parse_domain
-from postwerk.domain.delivery_quota import Found, expand
+from postwerk.domain.delivery_quota import Found, expand, is_over_quota
 from postwerk.domain.rate_limits import RateLimitCatalogue
 from postwerk.domain.srs import SrsKey
 from postwerk.domain.submission import Account
@@ -40,10 +41,13 @@ from postwerk.mailstack.layout import (
 )
 from postwerk.mailstack.render import postfix_maps, render
 from postwerk.mailstack.tables import UTF8_KEY_FILTER_FILE, Tables
+from postwerk.policy.protocol import Request
+from postwerk.policy.service import ACCEPTED, FULL, PolicyService
 from postwerk.service import Context, delivery_boxes, projects, provider
 from postwerk.service import mail_addresses as addresses
 from postwerk.service.access import ADMIN
 from postwerk.settings import Settings
+from postwerk.store import repository
 from postwerk.store.mail_lookups import find_delivery_box_login, find_destinations, find_login
 from postwerk.store.repository import Database
 
@@ -326,6 +330,88 @@ def test_postfix_mailboxes_answer_as_the_routes_or_not_at_all(
         ).scalars()
         plain_keys = set(plain)
     assert plain_keys and answered == plain_keys
+
+
+def _policy_answer(engine: Engine, recipient: str, size: int) -> str:
+    """What Postwerk's policy service answers Postfix for this recipient at RCPT, on this database."""
+
+    def lookup(keys: Sequence[str], domains: Sequence[str]) -> Found:
+        with engine.connect() as connection:
+            return find_destinations(connection, keys, domains)
+
+    attributes = {"request": "smtpd_access_policy", "protocol_state": "RCPT", "recipient": recipient}
+    return PolicyService(lookup).decide_blocking(Request({**attributes, "size": str(size)}))
+
+
+def _plain_with_room(engine: Engine, key: str, message_size: int) -> bool:
+    """The domain's answer: the address by this exact key is a plain mailbox (receiving, no forwards) with
+    room for a message of this size."""
+    with engine.connect() as connection:
+        found = find_destinations(connection, [key], [])
+    destination = found.addresses.get(key)
+    if destination is None or destination.mailbox is None:
+        return False
+    plain = not destination.forwards and not destination.receiving_disabled
+    return plain and not is_over_quota(destination.mailbox, message_size)
+
+
+def test_postfix_room_says_ok_only_where_the_policy_service_would(
+    engine: Engine, seeded: Seeded, web: Web, tmp_path: Path
+) -> None:
+    """The room map is a shortcut past the policy service (check_recipient_access before it in main.cf):
+    where it answers OK, the policy service answers OK for every size Postfix accepts; it answers OK for a
+    plain mailbox with room for the largest message, spelled any way Postfix folds to its key; and it answers
+    every key (DUNNO when not OK), so Postfix never asks it for the key's shorter forms."""
+    query = rendered_queries(engine, tmp_path)["room"]
+    limit = Settings(data_dir=tmp_path, mail_hostname="mx.postwerk.test").message_size_limit
+    context = Context(Database(engine), RateLimitCatalogue.from_values([100], 100))
+    project_id, short_id = projects.create_project(context, "room")
+    domain = f"room-{short_id.removeprefix('p-')}.example"
+    projects.add_domain(context, domain, project_id)
+    usage = 10_000
+    quotas = {  # local part -> quota (None: unlimited), each mailbox holding `usage` bytes
+        "unlimited": None,
+        "roomy": usage + limit,  # exactly room for the largest message
+        "near": usage + limit - 1,  # room for all but the largest
+        "full": usage,
+        "over": usage - 1,
+    }
+    for local, quota in quotas.items():
+        box = _create_address(context, project_id, f"{local}@{domain}", mailbox=True)
+        with context.db.write() as connection:
+            repository.update_address(connection, box, {"quota_bytes": quota})
+            repository.update_usage(connection, {box: (usage, 0)}, datetime.now(UTC))
+    recipients = [
+        *(f"{local}@{domain}" for local in quotas),
+        *seeded.routes,  # forwards, a mailbox that forwards a copy, the catch-all's own mailbox, disabled
+        *web.expected,
+        f"unlimited+tag@{domain}",  # a subaddress: the policy service's
+        f"nobody@{seeded.domain}",  # the catch-all's
+        f"nobody@{domain}",  # unknown
+        "box@elsewhere.example",  # not hosted
+        _nfd(f"ärger@{seeded.domain}"),  # spelled as no key: the policy service's
+    ]
+    answered_ok = set()
+    for recipient in recipients:
+        for written in {recipient, *(spellings(recipient) if "@" in recipient else ())}:
+            answer = run(engine, postfix_sql(query, postfix_key(written)))
+            assert answer in ([("OK",)], [("DUNNO",)]), (written, answer)
+            if answer == [("OK",)]:
+                answered_ok.add(parse_address(written).lookup_key)
+                for size in (0, 1, limit // 2, limit):
+                    assert _policy_answer(engine, written, size) == ACCEPTED, (written, size)
+    with_room = {
+        key
+        for key in (parse_address(r).lookup_key for r in recipients)
+        if _plain_with_room(engine, key, limit)
+    }
+    assert {f"unlimited@{domain}", f"roomy@{domain}"} <= with_room
+    assert not {f"near@{domain}", f"full@{domain}", f"over@{domain}"} & with_room
+    assert answered_ok == with_room
+    # The division of labour at the edge: a mailbox with room for all but the largest message is the
+    # policy service's, which weighs the announced size.
+    assert _policy_answer(engine, f"near@{domain}", limit - 1) == ACCEPTED
+    assert _policy_answer(engine, f"near@{domain}", limit) == FULL
 
 
 def test_postfix_catch_all_answers_only_for_its_domain_key(

@@ -5,9 +5,20 @@ writes), and a failed write answered "not found" so that Dovecot counts the mail
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
-from postwerk.usage.dict_server import Changes, DictConnection, UsageChange, UsageCollector, protocol_factory
+import pytest
+
+from postwerk.usage import dict_server
+from postwerk.usage.dict_server import (
+    BATCH_COMMITS,
+    Changes,
+    DictConnection,
+    UsageChange,
+    UsageCollector,
+    protocol_factory,
+)
 from tests.conftest import unix_exchange
 
 MAILBOX = "18c2c256-00c4-4aa8-a431-b606b9cf87e3"
@@ -128,3 +139,17 @@ def test_changes_combine_in_order() -> None:
     assert UsageChange(delta=5).then(UsageChange(delta=-2)) == UsageChange(None, 3)
     assert UsageChange(delta=5).then(UsageChange(100)) == UsageChange(100, 0)
     assert UsageChange(100).then(UsageChange(delta=7)) == UsageChange(100, 7)
+
+
+def test_a_full_batch_is_written_without_waiting_out_the_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits wait for others to share their write, but no longer than it takes BATCH_COMMITS of them to
+    come: at high rates the LDAs waiting for their answers must not pile up."""
+    monkeypatch.setattr(dict_server, "GATHER_WINDOW", 60.0)  # far beyond the clients' 10 s timeout
+    written: list[int] = []
+    payload = HELLO + "".join(_delivery(n, 100) for n in range(dict_server.BATCH_COMMITS))
+    started = time.monotonic()
+    (replies,) = _serve(tmp_path, lambda batch: written.append(len(batch)), [(payload, BATCH_COMMITS)])
+    assert replies.count(b"\n") == BATCH_COMMITS and b"N" not in replies
+    assert time.monotonic() - started < 10 and written == [1]  # one mailbox, one write

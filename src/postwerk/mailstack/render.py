@@ -23,7 +23,7 @@ from postwerk.mailstack.layout import (
 )
 from postwerk.settings import Settings, split_host_port
 
-POSTFIX_MAPS = ("domains", "mailboxes", "routes", "catch_alls", "postmaster", "srs_transport")
+POSTFIX_MAPS = ("domains", "mailboxes", "routes", "catch_alls", "postmaster", "room", "srs_transport")
 # On PostgreSQL only: the recipient maps in one (`recipients.pgsql.cf`, migration 0012).
 POSTGRES_MAPS = ("recipients",)
 # The recipient maps in the order virtual_alias_maps asks them, per driver; `srs_reverse` between them.
@@ -32,9 +32,14 @@ _RECIPIENT_MAPS = {
     "pgsql": ("map:recipients", "srs_reverse_map"),
 }
 # A lookup key in a map's query: '%s' (the whole key), '%u' (its local part), '%d' (its domain); not as the
-# argument of postwerk_routes, postwerk_recipient or postwerk_domain, which convert it themselves
-# (migrations 0007, 0012, 0013).
-_LOOKUP_KEY = re.compile(r"(?<!postwerk_routes\()(?<!postwerk_recipient\()(?<!postwerk_domain\()'%([sud])'")
+# argument of a postwerk_ function, which converts it itself (migrations 0007, 0012, 0013, 0014).
+_KEY_CONVERTING_FUNCTIONS = (
+    "postwerk_routes",
+    "postwerk_recipient",
+    "postwerk_domain",
+    "postwerk_mailbox_room",
+)
+_LOOKUP_KEY = re.compile("".join(rf"(?<!{name}\()" for name in _KEY_CONVERTING_FUNCTIONS) + r"'%([sud])'")
 
 
 def _postgres_key(match: re.Match[str]) -> str:

@@ -2,6 +2,10 @@
 provider disabled: 550 5.2.1; a full mailbox reached by the recipient: 552 5.2.2; a recipient whose forwards
 only loop: 550 5.4.6).
 
+Postfix asks it only about the recipients its `room` map (main.cf, migration 0014) does not let through
+first: a plain mailbox found by its exact address with room for a message of the size limit is answered
+`OK` there, since nothing here could refuse it; tests/mail hold that map to this service's answers.
+
 A recipient the lookup finds hosted (its address, its address without `+extension`, or its domain's
 catch-all) and that none of those three refuses is answered `OK`: Postfix's own check of unknown
 recipients (`reject_unlisted_recipient`, a query of the recipient maps) comes after this service in main.cf

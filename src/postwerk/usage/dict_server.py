@@ -24,6 +24,7 @@ Only `priv/quota/storage` is used (`priv/quota/messages` is ignored: the API sho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,10 +36,16 @@ from postwerk.unix_sockets import Reply
 log = logging.getLogger("postwerk.usage")
 
 STORAGE_KEY = "priv/quota/storage"
-# How long a commit waits for others to share its transaction: an LDA waits this much longer for its
-# answer (it has delivered already), and a burst of deliveries costs one write per window, not one each
-# (0.4 ms of CPU a message at 100 messages a second without it: bench/smtp_inbound.py).
-GATHER_WINDOW = 0.05
+# How long a commit waits for others to share its write, unless enough are waiting (BATCH_COMMITS): an LDA
+# waits up to this much longer for its answer (it has delivered already, and holds nothing but its
+# process), and a burst of deliveries costs one write per window, not one each. A write's own cost is most
+# of it up to about twenty mailboxes (bench/RESULTS.md, session 9: per delivery, PostgreSQL's backend 570
+# us alone, 200 in fives, 117 in twenties; this service's client side 479, 109, 47), so the window is long
+# enough to gather that many at the rates where CPU is short (0.05 s before: two or three a write at 50
+# messages a second). The cap ends the wait once a write is as large as pays: at high rates the LDAs
+# waiting would otherwise pile up (a window's worth of deliveries, against pipe(8)'s process limit).
+GATHER_WINDOW = 0.25
+BATCH_COMMITS = 32
 RETRY_DELAY = 1.0
 MAX_USER_LENGTH = 255
 MAX_TRANSACTIONS = 64  # per connection; Dovecot uses one or two at a time
@@ -79,6 +86,7 @@ class UsageCollector:
         self._pending: dict[str, UsageChange] = {}
         self._waiting: list[asyncio.Future[bool]] = []
         self._wakeup = asyncio.Event()
+        self._batch_full = asyncio.Event()
 
     def change(self, mailbox_id: str, change: UsageChange) -> None:
         earlier = self._pending.get(mailbox_id)
@@ -89,6 +97,8 @@ class UsageCollector:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append(future)
         self._wakeup.set()
+        if len(self._waiting) >= BATCH_COMMITS:
+            self._batch_full.set()
         return future
 
     async def write(self) -> bool:
@@ -116,8 +126,11 @@ class UsageCollector:
     async def run_writer(self) -> None:
         while True:
             await self._wakeup.wait()
-            await asyncio.sleep(GATHER_WINDOW)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(GATHER_WINDOW):
+                    await self._batch_full.wait()
             self._wakeup.clear()
+            self._batch_full.clear()
             if not await self.write():
                 await asyncio.sleep(RETRY_DELAY)
                 self._wakeup.set()
