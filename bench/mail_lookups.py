@@ -84,22 +84,28 @@ def statements(url: str, boxes: list[Box], calls: int, label: str, folder: Path)
             print(f"  {label:<10} {name:<37} backend {backend_us:6.0f} us   client {client_us:6.0f} us")
 
 
+USAGE_BATCHES = (1, 5, 20)
+
+
 def usage_writes(url: str, boxes: list[Box], calls: int) -> None:
-    """The usage service's write, as it runs it (`Database.write_statement` on its database): five
-    deliveries a window, as at ~100 messages a second; the CPU of the backend and of this process."""
+    """The usage service's write, as it runs it (`Database.write_statement` on its database), with 1, 5 and
+    20 deliveries a write (what `usage.dict_server`'s window gathers decides which): the CPU of the backend
+    and of this process per delivery. Each batch size on mailboxes of its own."""
     database = mail_service_database(url, pool_size=1)
     with database.engine.connect() as connection:
         backend = int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
-    backend_before, client_before = cpu_seconds(backend), time.process_time()
-    for start in range(0, calls, 5):
-        changes = {box.mailbox_id: (None, 10240) for box in boxes[start : start + 5]}
-        with database.write_statement() as connection:
-            repository.update_usage(connection, changes, datetime.now(UTC))
-    backend_us = (cpu_seconds(backend) - backend_before) / calls * 1e6
-    client_us = (time.process_time() - client_before) / calls * 1e6
+    for round_number, batch in enumerate(USAGE_BATCHES):
+        chosen = boxes[round_number * calls : (round_number + 1) * calls]
+        backend_before, client_before = cpu_seconds(backend), time.process_time()
+        for start in range(0, len(chosen), batch):
+            changes = {box.mailbox_id: (None, 10240) for box in chosen[start : start + batch]}
+            with database.write_statement() as connection:
+                repository.update_usage(connection, changes, datetime.now(UTC))
+        backend_us = (cpu_seconds(backend) - backend_before) / len(chosen) * 1e6
+        client_us = (time.process_time() - client_before) / len(chosen) * 1e6
+        label = f"usage write, per delivery ({batch} a write)"
+        print(f"  {'socket':<10} {label:<37} backend {backend_us:6.0f} us   client {client_us:6.0f} us")
     database.engine.dispose()
-    label = "usage write, per delivery (5 a window)"
-    print(f"  {'socket':<10} {label:<37} backend {backend_us:6.0f} us   client {client_us:6.0f} us")
 
 
 POLICY_REQUEST = (
@@ -199,7 +205,7 @@ def main() -> int:
     )
     parser.add_argument("--calls", type=int, default=3000)
     args = parser.parse_args()
-    calls = min(args.calls, MAILBOXES)
+    calls = min(args.calls, MAILBOXES // len(USAGE_BATCHES))
     addresses = [(f"{number}u@{DOMAIN}", "x") for number in range(MAILBOXES)]
     print(f"{MAILBOXES:,} mailboxes; {calls:,} calls per line; CPU per call (from /proc)")
     with tempfile.TemporaryDirectory() as folder:
