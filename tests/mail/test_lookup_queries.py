@@ -376,11 +376,14 @@ def test_postfix_room_says_ok_only_where_the_policy_service_would(
         "full": usage,
         "over": usage - 1,
     }
+    usages = dict.fromkeys(quotas, usage)
+    # Near the end of the 64-bit range: the check must not overflow (a lookup error is a 451 in Postfix).
+    quotas["vast"], usages["vast"] = 2**63 - 1, 2**63 - 2
     for local, quota in quotas.items():
         box = _create_address(context, project_id, f"{local}@{domain}", mailbox=True)
         with context.db.write() as connection:
             repository.update_address(connection, box, {"quota_bytes": quota})
-            repository.update_usage(connection, {box: (usage, 0)}, datetime.now(UTC))
+            repository.update_usage(connection, {box: (usages[local], 0)}, datetime.now(UTC))
     recipients = [
         *(f"{local}@{domain}" for local in quotas),
         *seeded.routes,  # forwards, a mailbox that forwards a copy, the catch-all's own mailbox, disabled

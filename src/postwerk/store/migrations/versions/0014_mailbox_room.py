@@ -50,9 +50,10 @@ DECLARE
   lookup text := CASE WHEN octet_length(postfix_key) = char_length(postfix_key) THEN postfix_key
                       ELSE convert_from(convert_to(postfix_key, 'LATIN1'), 'UTF8') END;
 BEGIN
+  -- The quota less the limit, not the usage plus it: a bigint near its end must not overflow.
   PERFORM 1 FROM mail_plain_mailboxes m
     WHERE (m.recipient = lookup OR m.recipient_unicode = lookup)
-      AND (m.quota_bytes IS NULL OR m.quota_bytes < 0 OR m.usage_bytes + message_size_limit <= m.quota_bytes);
+      AND (m.quota_bytes IS NULL OR m.quota_bytes < 0 OR m.usage_bytes <= m.quota_bytes - message_size_limit);
   IF FOUND THEN
     RETURN 'OK';
   END IF;
