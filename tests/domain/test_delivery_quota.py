@@ -14,6 +14,7 @@ from postwerk.domain.delivery_quota import (
     Destination,
     Found,
     Mailbox,
+    accepted_at_any_size,
     expand,
     full_mailboxes,
     is_over_quota,
@@ -202,3 +203,14 @@ def test_recipient_keys(recipient: str, exact: str, without_extension: str | Non
 @given(st.text(max_size=300))
 def test_any_text_is_answered_without_an_error(recipient: str) -> None:
     full_mailboxes(recipient, Store())
+
+
+def test_only_a_plain_mailbox_with_room_for_the_largest_message_is_accepted_at_any_size() -> None:
+    limit = 1000
+    roomy = Mailbox("id", quota_bytes=5000, usage_bytes=4000)
+    assert accepted_at_any_size(Destination("a@x.example", roomy), limit)
+    assert accepted_at_any_size(Destination("a@x.example", UNLIMITED), limit)
+    assert not accepted_at_any_size(Destination("a@x.example", Mailbox("id", 4999, 4000)), limit)
+    assert not accepted_at_any_size(Destination("a@x.example", roomy, forwards=("b@y.example",)), limit)
+    assert not accepted_at_any_size(Destination("a@x.example", roomy, receiving_disabled=True), limit)
+    assert not accepted_at_any_size(Destination("a@x.example", None, forwards=("b@y.example",)), limit)

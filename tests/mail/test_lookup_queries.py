@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import Engine, bindparam, text
 
 from postwerk.domain.addresses import parse_address, parse_domain
-from postwerk.domain.delivery_quota import Found, expand, is_over_quota
+from postwerk.domain.delivery_quota import Found, accepted_at_any_size, expand
 from postwerk.domain.rate_limits import RateLimitCatalogue
 from postwerk.domain.srs import SrsKey
 from postwerk.domain.submission import Account
@@ -344,15 +344,10 @@ def _policy_answer(engine: Engine, recipient: str, size: int) -> str:
 
 
 def _plain_with_room(engine: Engine, key: str, message_size: int) -> bool:
-    """The domain's answer: the address by this exact key is a plain mailbox (receiving, no forwards) with
-    room for a message of this size."""
+    """The domain's answer for the address this exact key finds (`accepted_at_any_size`)."""
     with engine.connect() as connection:
-        found = find_destinations(connection, [key], [])
-    destination = found.addresses.get(key)
-    if destination is None or destination.mailbox is None:
-        return False
-    plain = not destination.forwards and not destination.receiving_disabled
-    return plain and not is_over_quota(destination.mailbox, message_size)
+        destination = find_destinations(connection, [key], []).addresses.get(key)
+    return destination is not None and accepted_at_any_size(destination, message_size)
 
 
 def test_postfix_room_says_ok_only_where_the_policy_service_would(

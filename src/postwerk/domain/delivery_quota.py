@@ -125,6 +125,17 @@ def is_over_quota(mailbox: Mailbox, message_size: int = 0) -> bool:
     return message_size > 0 and mailbox.usage_bytes + message_size > mailbox.quota_bytes
 
 
+def accepted_at_any_size(destination: Destination, size_limit: int) -> bool:
+    """The address a recipient's exact key finds can take any message up to `size_limit` without a question:
+    a plain mailbox (receiving, no forwards of its own) with room for one of that size. Postfix's `room` map
+    answers OK for exactly these before the policy service is asked (templates/postfix/room.cf, held to
+    this by tests/mail)."""
+    mailbox = destination.mailbox
+    if mailbox is None or destination.forwards or destination.receiving_disabled:
+        return False
+    return not is_over_quota(mailbox, size_limit)
+
+
 def _normalised(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 

@@ -115,10 +115,9 @@ class Database:
         for line in lines:
             if line.startswith("query = "):
                 query = _LOOKUP_KEY.sub(_postgres_key, line[8:])
-                call = _FUNCTION_CALL.fullmatch(query)
                 if ascii_answers:
                     line = f"query = {query}"
-                elif call is not None:
+                elif call := _FUNCTION_CALL.fullmatch(query):
                     line = f"query = SELECT {_as_latin1(call.group(1))}"
                 else:
                     line = f"query = SELECT {_as_latin1('answer')}\n    FROM ({query}) AS lookup(answer)"
