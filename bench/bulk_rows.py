@@ -31,6 +31,7 @@ def domain_row(domain_id: str, project_id: str, domain: str, now: datetime) -> d
         "project_id": project_id,
         "name_ascii": domain,
         "name_unicode": domain,
+        "name_folded": domain,
         "created_at": now,
     }
 
@@ -58,7 +59,7 @@ def mailbox_row(
         "address": address,
         "local_part": local,
         "domain_ascii": domain,
-        "domain_unicode": domain,
+        "domain_folded": domain,
         "lookup_key": address,
         "is_mailbox": True,
         "is_catch_all": False,

@@ -61,18 +61,26 @@ def spec_path() -> Path:
     return SPEC_PATH
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """A migrated database of each kind, fresh for the run (PostgreSQL: a schema of its own)."""
-    if request.param == "sqlite":
-        with scratch_sqlite(tmp_path_factory.mktemp("sqlite")) as sqlite_engine:
+@contextlib.contextmanager
+def scratch_database(kind: str, folder: Path, prefix: str) -> Iterator[Engine]:
+    """A fresh, migrated database of `kind` ("sqlite": a file in `folder`; "postgres": a schema of its own
+    named with `prefix`), removed afterwards."""
+    if kind == "sqlite":
+        with scratch_sqlite(folder) as sqlite_engine:
             yield sqlite_engine
         return
     reason = postgres_reachable()
     if reason:
         missing(reason)
-    with scratch_postgres(POSTGRES_URL, prefix="pw_test") as postgres_engine:
+    with scratch_postgres(POSTGRES_URL, prefix=prefix) as postgres_engine:
         yield postgres_engine
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A migrated database of each kind, fresh for the run (PostgreSQL: a schema of its own)."""
+    with scratch_database(request.param, tmp_path_factory.mktemp("sqlite"), "pw_test") as database:
+        yield database
 
 
 # --- no secret in any log line ---------------------------------------------------------------------------

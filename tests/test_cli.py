@@ -71,6 +71,22 @@ def test_admin_commands(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
 
 
+def test_two_domains_that_fold_alike_are_never_both_hosted(tmp_path: Path) -> None:
+    """Postfix asks for `straße.example` as `strasse.example` (full case folding): hosting both would hand
+    mail written in UTF-8 to one of them to the other, whoever holds it."""
+    project = json.loads(postwerk(tmp_path, "project", "create", "--description", "Shop", "--json").stdout)
+    postwerk(tmp_path, "domain", "add", "straße.example", "--project", project["id"])
+    for twin in ("strasse.example", "STRASSE.example"):
+        refused = postwerk(tmp_path, "domain", "add", twin, "--project", project["id"], check=False)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        assert "beside straße.example" in refused.stderr and "strasse.example" in refused.stderr
+    postwerk(tmp_path, "domain", "remove", "straße.example")
+    postwerk(tmp_path, "domain", "add", "strasse.example", "--project", project["id"])
+    a_label = "xn--strae-oqa.example"
+    refused = postwerk(tmp_path, "domain", "add", a_label, "--project", project["id"], check=False)
+    assert refused.returncode == 1 and "beside strasse.example" in refused.stderr
+
+
 def test_serve_first_start_writes_an_owner_only_token_file(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "POSTWERK_DATA_DIR": str(tmp_path / "data")}

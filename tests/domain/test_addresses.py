@@ -65,6 +65,16 @@ def test_one_key_for_every_spelling() -> None:
     assert parse_address(composed).lookup_key == parse_address(decomposed).lookup_key
 
 
+def test_a_domain_folds_as_postfix_asks_for_it() -> None:
+    """Postfix folds a UTF-8 key in full: the folded U-label, not the A-label, tells two domains apart."""
+    straße, strasse = parse_domain("Straße.example"), parse_domain("strasse.example")
+    assert straße.ascii != strasse.ascii
+    assert straße.folded == strasse.folded == "strasse.example"
+    assert parse_domain("ΣΟΦΌΣ.gr").folded == parse_domain("σοφός.gr").folded == "σοφόσ.gr"
+    assert parse_domain("пошта.укр").folded == "пошта.укр"
+    assert parse_domain("xn--strae-oqa.example").folded == "strasse.example"
+
+
 @given(st.text(alphabet=st.characters(codec="utf-8", categories=["Ll", "Lu", "Nd"]), min_size=1, max_size=20))
 def test_key_is_idempotent_and_case_blind(local: str) -> None:
     key = lookup_key(local, "Example.ORG")

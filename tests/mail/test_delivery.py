@@ -60,6 +60,35 @@ def test_utf8_addresses_receive_and_log_in_with_either_domain_form(stack: Stack,
     assert stored[0].startswith(f"Return-Path: <{sender}>".encode())
 
 
+def test_a_domain_with_a_sharp_s_receives_mail_in_utf8(stack: Stack, hosted: Hosted) -> None:
+    """Postfix looks `groß@straße.example` up as `gross@strasse.example` (full case folding): the lookups
+    match the folded domain (migration 0015), and its twin `strasse.example` can never be hosted too."""
+    suffix = hosted.domain.split(".")[0]
+    sharp_domain = f"straße-{suffix}.example"
+    project_service.add_domain(stack.context, sharp_domain, hosted.project_id)
+    address = f"Groß@{sharp_domain}"
+    hosted.create_mailbox(address, PASSWORD)
+    hosted.create_address(
+        {
+            "address": f"alles@{sharp_domain}",
+            "isCatchAll": True,
+            "mailbox": {"password": PASSWORD, "quotaInBytes": -1, "enableSpamProtection": False},
+        }
+    )
+    sent = text_message("Jürgen <jürgen@außen.example>", address, "Grüße", "Straße und Maß.")
+    # One message a spelling: Postfix would deliver a message to three spellings of one mailbox once.
+    spellings = [address, f"GROSS@{sharp_domain}", f"groß@{sharp_domain.encode('idna').decode()}"]
+    with stack.smtp() as client:
+        for recipient in spellings:
+            options = ["SMTPUTF8", "BODY=8BITMIME"]
+            assert client.sendmail("jürgen@außen.example", [recipient], sent, options) == {}
+        # An unknown local part goes to the domain's catch-all, also with the domain written in UTF-8.
+        assert client.sendmail("jürgen@außen.example", [f"wer@{sharp_domain}"], sent, ["SMTPUTF8"]) == {}
+    stored = wait_for_messages(stack, address, PASSWORD, len(spellings))
+    assert all(split_trace(message, sent) for message in stored)
+    assert len(wait_for_messages(stack, f"alles@{sharp_domain}", PASSWORD, 1)) == 1
+
+
 def test_new_mailboxes_have_the_special_use_folders(stack: Stack, hosted: Hosted) -> None:
     hosted.create_mailbox(f"folders@{hosted.domain}", PASSWORD)
     client = imap_login(stack, f"FOLDERS@{hosted.domain}", PASSWORD)

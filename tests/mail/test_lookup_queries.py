@@ -192,6 +192,7 @@ def _create_address(
 class Seeded:
     domain: str
     idn_domain: str
+    sharp_domain: str  # with a ß, which Postfix folds to ss (`DomainName.folded`)
     mailboxes: dict[str, str]  # lookup key -> mailbox id
     routes: dict[str, set[str]]  # lookup key -> destinations Postfix must get
     catch_all: str
@@ -205,8 +206,9 @@ def seeded(engine: Engine) -> Seeded:
     project_id, short_id = projects.create_project(context, "lookup queries")
     suffix = short_id.removeprefix("p-")
     domain, idn_domain = f"q{suffix}.example", f"пошта-{suffix}.укр"
-    projects.add_domain(context, domain, project_id)
-    projects.add_domain(context, idn_domain, project_id)
+    sharp_domain = f"straße-{suffix}.example"
+    for hosted in (domain, idn_domain, sharp_domain):
+        projects.add_domain(context, hosted, project_id)
 
     create = functools.partial(_create_address, context, project_id, mailbox=True)
 
@@ -220,6 +222,7 @@ def seeded(engine: Engine) -> Seeded:
     umlaut = create(f"Ärger@{domain}")
     catch_all = create(f"catchall@{domain}", catch_all=True)
     quiet = create(f"quiet@{domain}")
+    sharp = create(f"Groß@{sharp_domain}")
     provider.set_receiving(context, quiet, enabled=False)  # the provider's switch
     _, box_name = _delivery_box(context, project_id)
     mailboxes = {
@@ -229,6 +232,7 @@ def seeded(engine: Engine) -> Seeded:
         key(f"ärger@{domain}"): umlaut,
         key(f"catchall@{domain}"): catch_all,
         key(f"quiet@{domain}"): quiet,
+        key(f"groß@{sharp_domain}"): sharp,
     }
     routes = {
         key(f"box@{domain}"): {f"{box}@{MAILBOX_DOMAIN}", "copy@elsewhere.example"},
@@ -243,9 +247,17 @@ def seeded(engine: Engine) -> Seeded:
         key(f"ärger@{domain}"): {f"{umlaut}@{MAILBOX_DOMAIN}"},
         key(f"catchall@{domain}"): {f"{catch_all}@{MAILBOX_DOMAIN}"},
         key(f"quiet@{domain}"): {f"{quiet}@{DISABLED_DOMAIN}"},
+        key(f"groß@{sharp_domain}"): {f"{sharp}@{MAILBOX_DOMAIN}"},
     }
     return Seeded(
-        domain, idn_domain, mailboxes, routes, key(f"catchall@{domain}"), key(f"quiet@{domain}"), box_name
+        domain,
+        idn_domain,
+        sharp_domain,
+        mailboxes,
+        routes,
+        key(f"catchall@{domain}"),
+        key(f"quiet@{domain}"),
+        box_name,
     )
 
 
@@ -279,7 +291,7 @@ def test_every_query_is_covered_here(engine: Engine, tmp_path: Path) -> None:
 
 def test_postfix_domains(engine: Engine, seeded: Seeded, tmp_path: Path) -> None:
     query = rendered_queries(engine, tmp_path)["domains"]
-    for hosted in (seeded.domain, seeded.idn_domain):
+    for hosted in (seeded.domain, seeded.idn_domain, seeded.sharp_domain):
         parsed = parse_domain(hosted)
         for written in (parsed.unicode, parsed.ascii, parsed.unicode.upper(), parsed.ascii.upper()):
             assert run(engine, postfix_sql(query, postfix_key(written))) == [(parsed.ascii,)], written
@@ -773,7 +785,14 @@ def test_postgres_recipients_answer_as_the_four_maps(
     assert "recipients" in alias_maps and alias_maps.index("recipients") < alias_maps.index(":address-key")
     assert not any(name in alias_maps for name in ("mailboxes", "routes", "postmaster", "catch_alls"))
     queries = rendered_queries(engine, tmp_path)
-    domains = [seeded.domain, seeded.idn_domain, web.bare_domain, "mx.postwerk.test", "elsewhere.example"]
+    domains = [
+        seeded.domain,
+        seeded.idn_domain,
+        postfix_key(seeded.sharp_domain),
+        web.bare_domain,
+        "mx.postwerk.test",
+        "elsewhere.example",
+    ]
     keys = {
         *(postfix_key(written) for key in seeded.routes for written in spellings(key)),
         *(postfix_key(written) for written in web.expected),

@@ -26,6 +26,15 @@ class DomainName:
     unicode: str
     ascii: str
 
+    @property
+    def folded(self) -> str:
+        """The U-label as Postfix asks for it: with SMTPUTF8 on, Postfix case-folds every lookup key in full
+        (ICU's default folding, as `str.casefold`), so `straße.example` is asked for as `strasse.example`,
+        and a final sigma as a plain one. IDNA keeps ß and the final sigma (`xn--strae-oqa.example`), so
+        two hosted domains can fold alike; Postwerk hosts only one of such a pair, or mail written to one in
+        UTF-8 could reach the other."""
+        return self.unicode.casefold()
+
 
 @dataclass(frozen=True)
 class MailAddress:

@@ -128,6 +128,12 @@ def add_domain(ctx: Context, name: str, project_reference: str) -> DomainName:
             if existing.project_id == project.id:
                 return domain
             raise Conflict(f"the domain {domain.unicode} is already assigned to another project")
+        twin = repo.find_domain_folded(connection, domain.folded)
+        if twin is not None:
+            raise Conflict(
+                f"the domain {domain.unicode} cannot be hosted beside {twin.name_unicode}: mail servers fold "
+                f"both names to {domain.folded} (ß is ss to them), so mail to one could reach the other"
+            )
         domain_id = new_id()
         repo.insert_domain(
             connection,
@@ -136,6 +142,7 @@ def add_domain(ctx: Context, name: str, project_reference: str) -> DomainName:
                 "project_id": project.id,
                 "name_ascii": domain.ascii,
                 "name_unicode": domain.unicode,
+                "name_folded": domain.folded,
                 "created_at": now(),
             },
         )

@@ -257,6 +257,11 @@ def find_domain(connection: Connection, ascii_name: str) -> Row[Any] | None:
     return connection.execute(select(domains).where(domains.c.name_ascii == ascii_name)).first()
 
 
+def find_domain_folded(connection: Connection, folded_name: str) -> Row[Any] | None:
+    """The hosted domain that folds to this name (`DomainName.folded`), if any."""
+    return connection.execute(select(domains).where(domains.c.name_folded == folded_name)).first()
+
+
 def list_domains(connection: Connection, project_id: str | None = None) -> list[Row[Any]]:
     statement = select(domains).order_by(domains.c.name_ascii)
     if project_id is not None:
