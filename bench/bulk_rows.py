@@ -59,7 +59,7 @@ def mailbox_row(
         "address": address,
         "local_part": local,
         "domain_ascii": domain,
-        "domain_folded": domain,
+        "domain_unicode": domain,
         "lookup_key": address,
         "is_mailbox": True,
         "is_catch_all": False,

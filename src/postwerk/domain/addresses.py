@@ -29,10 +29,10 @@ class DomainName:
     @property
     def folded(self) -> str:
         """The U-label as Postfix asks for it: with SMTPUTF8 on, Postfix case-folds every lookup key in full
-        (ICU's default folding, as `str.casefold`), so `straße.example` is asked for as `strasse.example`,
-        and a final sigma as a plain one. IDNA keeps ß and the final sigma (`xn--strae-oqa.example`), so
-        two hosted domains can fold alike; Postwerk hosts only one of such a pair, or mail written to one in
-        UTF-8 could reach the other."""
+        (ICU's default folding, as `str.casefold`, with no normalisation after it), so `straße.example` is
+        asked for as `strasse.example`, and a final sigma as a plain one. IDNA keeps ß and the final sigma
+        (`xn--strae-oqa.example`), so two domains can fold alike: to Postfix's maps they are one name, and
+        Postwerk hosts only one of such a pair (migration 0015)."""
         return self.unicode.casefold()
 
 

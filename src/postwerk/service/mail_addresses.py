@@ -59,7 +59,7 @@ def _address_columns(address: MailAddress, domain_id: str, mailbox_name: str | N
         "search_text": search_text(address, mailbox_name),
         "local_part": address.local_part,
         "domain_ascii": address.domain.ascii,
-        "domain_folded": address.domain.folded,
+        "domain_unicode": address.domain.unicode,
         "lookup_key": address.lookup_key,
         "domain_id": domain_id,
     }
@@ -260,8 +260,7 @@ def set_catch_all(ctx: Context, caller: Caller, address_id: str, active: bool) -
             if active and not record.row.is_catch_all:
                 holder = repo.catch_all_of_domain(connection, record.row.domain_id)
                 if holder is not None:
-                    domain = record.row.address.rpartition("@")[2]
-                    raise Conflict(f"the domain {domain} already has a catch-all address")
+                    raise Conflict(f"the domain {record.row.domain_unicode} already has a catch-all address")
             repo.update_address(connection, address_id, {"is_catch_all": active, "updated_at": now()})
     except IntegrityError as error:
         raise _unique_conflict(error, "the domain already has a catch-all address") from None

@@ -121,33 +121,51 @@ def add_domain(ctx: Context, name: str, project_reference: str) -> DomainName:
     """Assign a domain to a project, with its first DKIM key pair (made before the transaction opens)."""
     domain = parse_domain(name)
     key_pair = new_key_pair()
-    with ctx.db.write() as connection:
-        project = _existing_project(connection, project_reference)
-        existing = repo.find_domain(connection, domain.ascii)
-        if existing is not None:
-            if existing.project_id == project.id:
+    try:
+        with ctx.db.write() as connection:
+            project = _existing_project(connection, project_reference)
+            if _already_assigned(connection, domain, project.id):
                 return domain
-            raise Conflict(f"the domain {domain.unicode} is already assigned to another project")
-        twin = repo.find_domain_folded(connection, domain.folded)
-        if twin is not None:
-            raise Conflict(
-                f"the domain {domain.unicode} cannot be hosted beside {twin.name_unicode}: mail servers fold "
-                f"both names to {domain.folded} (ß is ss to them), so mail to one could reach the other"
+            domain_id = new_id()
+            repo.insert_domain(
+                connection,
+                {
+                    "id": domain_id,
+                    "project_id": project.id,
+                    "name_ascii": domain.ascii,
+                    "name_unicode": domain.unicode,
+                    "name_folded": domain.folded,
+                    "created_at": now(),
+                },
             )
-        domain_id = new_id()
-        repo.insert_domain(
-            connection,
-            {
-                "id": domain_id,
-                "project_id": project.id,
-                "name_ascii": domain.ascii,
-                "name_unicode": domain.unicode,
-                "name_folded": domain.folded,
-                "created_at": now(),
-            },
-        )
-        insert_first_dkim_key(connection, domain_id, key_pair)
+            insert_first_dkim_key(connection, domain_id, key_pair)
+    except IntegrityError as error:
+        if not repo.is_unique_violation(error):
+            raise
+        # Another assignment of this name (or of its twin) committed first: answer as if it had been seen.
+        with ctx.db.read() as connection:
+            project = _existing_project(connection, project_reference)
+            if _already_assigned(connection, domain, project.id):
+                return domain
+        raise Conflict(f"the domain {domain.unicode} was assigned elsewhere meanwhile") from None
     return domain
+
+
+def _already_assigned(connection: Connection, domain: DomainName, project_id: str) -> bool:
+    """True when the domain is this project's already; refuses it when another project holds it or when a
+    hosted domain folds alike (`DomainName.folded`: one name to Postfix's maps)."""
+    existing = repo.find_domain(connection, domain.ascii)
+    if existing is not None:
+        if existing.project_id == project_id:
+            return True
+        raise Conflict(f"the domain {domain.unicode} is already assigned to another project")
+    twin = repo.find_domain_folded(connection, domain.folded)
+    if twin is not None:
+        raise Conflict(
+            f"the domain {domain.unicode} cannot be hosted beside {twin.name_unicode}: mail servers fold "
+            f"both names to {domain.folded} (ß is ss to them), so mail to one could reach the other"
+        )
+    return False
 
 
 def insert_first_dkim_key(connection: Connection, domain_id: str, pair: KeyPair) -> None:

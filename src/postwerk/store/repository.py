@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy import column as table_column
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from postwerk.domain.addresses import DomainName
 from postwerk.store.address_document import MAIL_ADDRESS_DOCUMENT
 from postwerk.store.db import READ_OPTION, WRITE_OPTION
 from postwerk.store.driver_queries import driver_rows
@@ -258,8 +259,15 @@ def find_domain(connection: Connection, ascii_name: str) -> Row[Any] | None:
 
 
 def find_domain_folded(connection: Connection, folded_name: str) -> Row[Any] | None:
-    """The hosted domain that folds to this name (`DomainName.folded`), if any."""
-    return connection.execute(select(domains).where(domains.c.name_folded == folded_name)).first()
+    """The hosted domain that folds to this name (`DomainName.folded`), if any; also among the domains
+    without a folded name (the later of a pair hosted before migration 0015: rare, folded here)."""
+    found = connection.execute(select(domains).where(domains.c.name_folded == folded_name)).first()
+    if found is not None:
+        return found
+    unfolded = connection.execute(select(domains).where(domains.c.name_folded.is_(None))).all()
+    return next(
+        (row for row in unfolded if DomainName(row.name_unicode, row.name_ascii).folded == folded_name), None
+    )
 
 
 def list_domains(connection: Connection, project_id: str | None = None) -> list[Row[Any]]:

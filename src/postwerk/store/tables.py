@@ -111,10 +111,10 @@ domains = Table(
     ),
     Column("name_ascii", String(253), nullable=False, unique=True),
     Column("name_unicode", String(253), nullable=False),
-    # The U-label as Postfix asks for it (`DomainName.folded`, migration 0015): what the lookup views match a
-    # key written in UTF-8 against, and unique, because two names that fold alike are one name to Postfix.
-    # NULL only in a row an earlier release wrote during an upgrade; every write of this one sets it.
-    Column("name_folded", String(253)),
+    # The U-label as Postfix folds a lookup key (`DomainName.folded`, migration 0015), unique: two names that
+    # fold alike are one to Postfix's maps, so only one of them is hosted. NULL only for the later of such a
+    # pair hosted before 0015, or a row an earlier release wrote during an upgrade.
+    Column("name_folded", Text),
     _timestamp("created_at"),
     Index("uq_domains_name_folded", "name_folded", unique=True),
 )
@@ -128,16 +128,14 @@ mail_addresses = Table(
     Column("address", Text, nullable=False),  # as the customer wrote it
     Column("local_part", Text, nullable=False),
     Column("domain_ascii", String(253), nullable=False),
-    # The domain's U-label as Postfix asks for it (`DomainName.folded`; migration 0015 renamed the column,
-    # which held the U-label as written before).
-    Column("domain_folded", String(253), nullable=False),
+    Column("domain_unicode", String(253), nullable=False),
     Column("lookup_key", String(ADDRESS_KEY_LENGTH), nullable=False, unique=True),
-    # The same key with the folded U-label domain, computed by the database (migrations 0003, 0015): what
-    # Postfix looks an address up by when it is written with its Unicode domain.
+    # The same key with the U-label domain, computed by the database (migration 0003): what Postfix and
+    # Dovecot look an address up by when it is written with its Unicode domain.
     Column(
         "unicode_key",
         Text,
-        Computed("substr(lookup_key, 1, length(lookup_key) - length(domain_ascii)) || domain_folded"),
+        Computed("substr(lookup_key, 1, length(lookup_key) - length(domain_ascii)) || domain_unicode"),
         index=True,
     ),
     Column(
