@@ -208,8 +208,7 @@ def test_a_recount_by_doveadm_corrects_the_stored_usage(stack: Stack, hosted: Ho
     wait_for_messages(stack, address, PASSWORD, 1)
     total = sum(_sizes(stack, address))
     _wait_for_usage(stack, hosted, box_id, total)
-    # One mailbox, then every one: `-A` walks the SQL userdb's iterate_query (the static userdb before it,
-    # which answers the LDA's lookups, cannot list users).
+    # One mailbox, then every one (`-A` lists them by the SQL userdb's iterate_query).
     for which in (["-u", box_id], ["-A"]):
         with stack.context.db.write() as connection:
             repository.update_usage(connection, {box_id: (1, 0)}, datetime.now(UTC))

@@ -231,6 +231,14 @@ def test_no_client_may_send_to_the_internal_addresses(stack: Stack, hosted: Host
         for recipient in internal:
             code, reply = client.rcpt(recipient)
             assert (code, reply.split()[0]) == (554, b"5.7.1"), (recipient, reply)
+    # Nor on the SRS pass's listener, which takes any loopback client without a login.
+    host, port = split_host_port(stack.settings.reinject)
+    with smtplib.SMTP(host, port, local_hostname="client.postwerk.test", timeout=30) as client:
+        client.ehlo()
+        assert client.mail("someone@outside.example")[0] == 250
+        for recipient in [*internal, f"../../escape@{MAILBOX_DOMAIN}", f"{box_id.upper()}@{MAILBOX_DOMAIN}"]:
+            code, reply = client.rcpt(recipient)
+            assert (code, reply.split()[0]) == (554, b"5.7.1"), (recipient, reply)
 
 
 def test_an_internationalised_mailbox_logs_in_with_either_domain_form_and_sends_smtputf8(
