@@ -48,9 +48,8 @@ def test_0015_folds_hosted_domains_and_keeps_a_pair_hosted_before_it(
 
     config = alembic_config(fresh_engine)
     command.downgrade(config, "0014")
-    with (
-        fresh_engine.begin() as connection
-    ):  # hosted an hour after the others, as a release before 0015 could
+    # Hosted an hour after the others, as a release before 0015 could.
+    with fresh_engine.begin() as connection:
         connection.execute(
             insert(domains).values(
                 id=str(uuid.uuid4()),
@@ -64,7 +63,7 @@ def test_0015_folds_hosted_domains_and_keeps_a_pair_hosted_before_it(
         command.upgrade(config, "head")
     assert _folded_names(fresh_engine) == {**folded, "strasse.example": None}
     assert "straße.example, strasse.example fold alike" in caplog.text
-    # Either can go; then the name is free for the other spelling's owner alone.
+    # The one kept without a folded name still keeps its twin out once the other has gone.
     projects.remove_domain(context, "straße.example", with_addresses=False)
     with pytest.raises(Conflict, match=r"beside strasse\.example"):
         projects.add_domain(context, "straße.example", project_id)
